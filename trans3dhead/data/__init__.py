@@ -1,0 +1,1 @@
+"""Dataset readers; every reader returns points in the package pixel frame."""

@@ -1,0 +1,76 @@
+"""AFLW2000-3D (Zhu et al., CVPR 2016): the benchmark, 2000 faces in 450x450 images.
+
+Stored landmarks ``pt3d_68`` come from a 1-based MATLAB fit; this reader returns them in the
+package frame (stored - 0.5 in x and y; z unchanged). ``Pose_Para`` = pitch, yaw, roll (rad) is
+returned as pose_deg = yaw, pitch, roll in degrees. ``roi_box`` (3DDFA's test boxes) is a crop box
+in pixel-corner coordinates already (crop = that box resized to 120x120).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from trans3dhead.data.io import load_mat, load_npz, read_image_bgr, require_dir
+from trans3dhead.data.sample import FaceSample
+from trans3dhead.errors import Trans3DHeadError
+from trans3dhead.face_model.frames import MATLAB_TO_PKG
+
+YAW_BIN_EDGES_DEG = (30.0, 60.0)
+POSE_LIMIT_DEG = 99.0
+
+
+class AFLW2000_3D:
+    """Reader for ``<root>`` = .../aflw2000_3d with images/, crops_120/ and aflw2000_3d_meta.npz."""
+
+    def __init__(self, root):
+        self.root = require_dir(root, "AFLW2000-3D data root")
+        meta_path = self.root / "aflw2000_3d_meta.npz"
+        if not meta_path.is_file():
+            raise Trans3DHeadError(f"{self.root}: not an AFLW2000-3D folder (no aflw2000_3d_meta.npz); "
+                                   "pass --data-root .../aflw2000_3d")
+        meta = load_npz(meta_path, ("names", "pts68", "yaw_bin_deg", "roi_box"), "AFLW2000-3D meta")
+        self.names = [str(n) for n in meta["names"]]
+        self.landmarks_stored = meta["pts68"].transpose(0, 2, 1).astype(np.float64)  # (N, 68, 3)
+        self.yaw_bin_deg = meta["yaw_bin_deg"].astype(np.float64)
+        self.roi_box = meta["roi_box"].astype(np.float64)
+        self._pose_deg = None
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @property
+    def landmarks(self) -> np.ndarray:
+        """(N, 68, 3) ground truth in the package frame."""
+        pts = self.landmarks_stored.copy()
+        pts[..., :2] += MATLAB_TO_PKG
+        return pts
+
+    @property
+    def pose_deg(self) -> np.ndarray:
+        """(N, 3) yaw, pitch, roll in degrees from each image's Pose_Para (read once)."""
+        if self._pose_deg is None:
+            self._pose_deg = np.stack([self.read_pose_deg(n) for n in self.names])
+        return self._pose_deg
+
+    def read_pose_deg(self, name: str) -> np.ndarray:
+        path = self.root / "images" / f"{name}.mat"
+        mat = load_mat(path)
+        if "Pose_Para" not in mat:
+            raise Trans3DHeadError(f"{path}: no Pose_Para in this .mat; is it an AFLW2000-3D annotation?")
+        pitch, yaw, roll = np.asarray(mat["Pose_Para"], dtype=np.float64).ravel()[:3]
+        return np.degrees([yaw, pitch, roll])
+
+    def image_path(self, i: int) -> Path:
+        return self.root / "images" / f"{self.names[i]}.jpg"
+
+    def crop_path(self, i: int) -> Path:
+        return self.root / "crops_120" / f"{self.names[i]}.jpg"
+
+    def __getitem__(self, i: int) -> FaceSample:
+        name = self.names[i]
+        mat = load_mat(self.root / "images" / f"{name}.mat")
+        pts = np.asarray(mat["pt3d_68"], dtype=np.float64).T.copy()
+        pts[:, :2] += MATLAB_TO_PKG
+        return FaceSample(name=name, image=read_image_bgr(self.image_path(i)), box=self.roi_box[i].copy(),
+                          landmarks=pts.astype(np.float32), pose_deg=self.read_pose_deg(name))

@@ -1,0 +1,57 @@
+"""The AFLW training crops: 19,080 120x120 faces (every AFLW2000-3D image removed).
+
+Crops are returned as they are stored; their labels (21 AFLW points, in the 450x450 frame) are
+mapped into the package crop frame with the crop box. No 68-point labels exist for them:
+see trans3dhead/labels.py (teacher) and data/merl_rav.py (human labels).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from trans3dhead.data.io import load_npz, read_image_bgr, require_dir
+from trans3dhead.data.sample import FaceSample
+from trans3dhead.errors import Trans3DHeadError
+from trans3dhead.face_model.frames import image_to_crop
+
+CROP_SIZE = 120
+
+
+class AFLWCrops:
+    """Reader for ``<root>`` = .../aflw_crops with images/ and aflw_crops_meta.npz."""
+
+    def __init__(self, root):
+        self.root = require_dir(root, "AFLW crops data root")
+        meta_path = self.root / "aflw_crops_meta.npz"
+        if not meta_path.is_file():
+            raise Trans3DHeadError(f"{self.root}: not an AFLW crops folder (no aflw_crops_meta.npz)")
+        meta = load_npz(meta_path, ("names", "pts21", "roi_box", "yaw_deg"), "AFLW crops meta")
+        self.names = [str(n) for n in meta["names"]]
+        self.roi_box = meta["roi_box"].astype(np.float64)
+        self.yaw_deg = meta["yaw_deg"].astype(np.float64)
+        self.pts21_img = meta["pts21"].transpose(0, 2, 1).astype(np.float64)  # (N, 21, 2), -1 = missing
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def pts21_crop(self, i: int) -> np.ndarray:
+        """(21, 2) AFLW points in the package crop frame, NaN where not labelled."""
+        pts = self.pts21_img[i].copy()
+        missing = (pts < 0).any(-1)
+        out = image_to_crop(pts, self.roi_box[i], CROP_SIZE)
+        out[missing] = np.nan
+        return out
+
+    def read_crop(self, i: int) -> np.ndarray:
+        return read_image_bgr(self.root / "images" / f"{self.names[i]}.jpg")
+
+    def load_all_crops(self) -> np.ndarray:
+        """(N, 120, 120, 3) uint8 BGR, all crops decoded (about 0.8 GB)."""
+        out = np.empty((len(self), CROP_SIZE, CROP_SIZE, 3), np.uint8)
+        for i in range(len(self)):
+            out[i] = self.read_crop(i)
+        return out
+
+    def __getitem__(self, i: int) -> FaceSample:
+        return FaceSample(name=self.names[i], image=self.read_crop(i),
+                          box=np.array([0.0, 0.0, CROP_SIZE, CROP_SIZE]),
+                          extra={"pts21": self.pts21_crop(i), "yaw_deg": self.yaw_deg[i]})

@@ -1,0 +1,96 @@
+"""Every pixel frame of the package and the exact conversions between them.
+
+The package frame ("pkg") for every 2D point, in crops and in images alike: x to the right,
+y down, in pixels, origin at the top-left CORNER of the top-left pixel, so the centre of pixel
+(row i, column j) is at (j + 0.5, i + 0.5). z is depth in the same pixel units, larger = closer
+to the camera, with an arbitrary offset.
+
+Conversions at the boundaries (measured and tested in tests/test_frames.py):
+
+* AFLW2000-3D ``pt3d_68`` is a 1-based MATLAB fit (first pixel centre at 1): pkg = stored - 0.5.
+* The BFM decode of 3DDFA/3DDFA_V2 into a 120x120 crop: x0 = x_bfm - 1, y0 = 120 - y_bfm gives
+  0-based pixel-centre coordinates (first pixel centre at 0): pkg = 0-based + 0.5.
+* A crop box (x0, y0, x1, y1) in pkg image coordinates maps crop point u to
+  x = x0 + u * (x1 - x0) / size: corner to corner, as cv2.resize of the box does.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+
+MATLAB_TO_PKG = -0.5  # add to a 1-based pixel-centre coordinate
+ZERO_BASED_TO_PKG = 0.5  # add to a 0-based pixel-centre coordinate
+
+
+def bfm_to_crop(verts_bfm, crop_size: int = 120):
+    """(..., N, 3) BFM-frame points (3DDFA layout) -> package crop frame (x, y pixels; z depth)."""
+    x = verts_bfm[..., 0] - 1.0 + ZERO_BASED_TO_PKG
+    y = crop_size - verts_bfm[..., 1] + ZERO_BASED_TO_PKG
+    z = verts_bfm[..., 2] - 1.0
+    if isinstance(verts_bfm, torch.Tensor):
+        return torch.stack([x, y, z], -1)
+    return np.stack([x, y, z], -1)
+
+
+def crop_scale(box):
+    """(..., 2) scale (sx, sy) of a crop box per crop pixel of a 1-pixel crop (multiply by 1/size)."""
+    box = np.asarray(box, dtype=np.float64)
+    return np.stack([box[..., 2] - box[..., 0], box[..., 3] - box[..., 1]], -1)
+
+
+def crop_to_image(pts_crop, box, crop_size: int = 120):
+    """(..., N, 2|3) crop-frame points -> image frame for crop box(es) (..., 4) = x0, y0, x1, y1.
+
+    z is scaled by the mean of the x and y scales.
+    """
+    pts = np.asarray(pts_crop, dtype=np.float64).copy()
+    box = np.asarray(box, dtype=np.float64)
+    sx = ((box[..., 2] - box[..., 0]) / crop_size)[..., None]
+    sy = ((box[..., 3] - box[..., 1]) / crop_size)[..., None]
+    pts[..., 0] = pts[..., 0] * sx + box[..., 0:1]
+    pts[..., 1] = pts[..., 1] * sy + box[..., 1:2]
+    if pts.shape[-1] > 2:
+        pts[..., 2] = pts[..., 2] * (sx + sy) / 2
+    return pts
+
+
+def image_to_crop(pts_img, box, crop_size: int = 120):
+    """Inverse of crop_to_image."""
+    pts = np.asarray(pts_img, dtype=np.float64).copy()
+    box = np.asarray(box, dtype=np.float64)
+    sx = ((box[..., 2] - box[..., 0]) / crop_size)[..., None]
+    sy = ((box[..., 3] - box[..., 1]) / crop_size)[..., None]
+    pts[..., 0] = (pts[..., 0] - box[..., 0:1]) / sx
+    pts[..., 1] = (pts[..., 1] - box[..., 1:2]) / sy
+    if pts.shape[-1] > 2:
+        pts[..., 2] = pts[..., 2] / ((sx + sy) / 2)
+    return pts
+
+
+def crop_affine(box, crop_size: int = 120) -> np.ndarray:
+    """2x3 matrix for cv2.warpAffine that samples the box (pkg frame) into a crop_size crop.
+
+    cv2 indexes pixel centres at integers, so output index u samples the input at pkg
+    x = x0 + (u + 0.5) * s, i.e. input index x - 0.5.
+    """
+    x0, y0, x1, y1 = [float(v) for v in box]
+    sx, sy = (x1 - x0) / crop_size, (y1 - y0) / crop_size
+    return np.array([[sx, 0.0, x0 + 0.5 * sx - 0.5], [0.0, sy, y0 + 0.5 * sy - 0.5]])
+
+
+def warp_crop(image: np.ndarray, box, crop_size: int = 120) -> np.ndarray:
+    """Bilinear crop of box (pkg frame, may leave the image: zero padding) to crop_size^2."""
+    m = crop_affine(box, crop_size)
+    return cv2.warpAffine(image, m, (crop_size, crop_size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def roi_box_from_landmarks(pts_img) -> np.ndarray:
+    """3DDFA's crop policy from landmarks: the square of side sqrt(2) * max(w, h) centred on the
+    landmarks' bounding box. pts_img: (N, 2+) pkg frame. Returns x0, y0, x1, y1 (float)."""
+    pts = np.asarray(pts_img, dtype=np.float64)[:, :2]
+    lo, hi = pts.min(0), pts.max(0)
+    centre = (lo + hi) / 2
+    half = np.sqrt(2.0) * (hi - lo).max() / 2
+    return np.array([centre[0] - half, centre[1] - half, centre[0] + half, centre[1] + half])
