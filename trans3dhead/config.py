@@ -1,0 +1,110 @@
+"""Typed configuration: one dataclass tree for model, loss, augmentation, data and schedule.
+
+YAML in, unknown keys rejected, dotted overrides (``train.max_epochs=3``) on the command line;
+the resolved config is written beside every run.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from trans3dhead.data.transforms import AugmentConfig
+from trans3dhead.errors import Trans3DHeadError
+from trans3dhead.losses import LossConfig
+from trans3dhead.model.trans3dhead import ModelConfig
+
+
+@dataclass
+class DataConfig:
+    crops_root: str = "../shared/data/aflw_crops"
+    merl_rav_root: str | None = "../shared/data/merl_rav"  # human labels; None = teacher only
+    val_split: str = "configs/splits/aflw_crops_val.txt"
+    cache_dir: str = "cache"
+    limit: int | None = None  # use only the first N training crops (tests, probes)
+    teacher: str = "3ddfa-mb05"
+    teacher_flip_average: bool = True
+
+
+@dataclass
+class ScheduleConfig:
+    seed: int = 0
+    max_epochs: int = 16
+    batch_size: int = 64
+    lr: float = 1e-3
+    backbone_lr: float = 3e-4
+    weight_decay: float = 1e-4
+    warmup_steps: int = 200
+    threads: int = 2
+    init_backbone: str | None = "3ddfa-mb05"  # named weights whose backbone initialises ours
+    log_every_n_steps: int = 20
+    val_every_n_epochs: int = 1
+    limit_val: int | None = None
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: ScheduleConfig = field(default_factory=ScheduleConfig)
+    name: str = "run"
+
+
+def _build(cls, values: dict, where: str):
+    if not isinstance(values, dict):
+        raise Trans3DHeadError(f"config {where or 'root'}: expected a mapping, got {type(values).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise Trans3DHeadError(f"config {where or 'root'}: unknown key(s) {unknown}; known: {sorted(fields)}")
+    kwargs = {}
+    for name, value in values.items():
+        default = getattr(cls(), name)
+        if dataclasses.is_dataclass(default):
+            kwargs[name] = _build(type(default), value, f"{where}.{name}".lstrip("."))
+        else:
+            kwargs[name] = value
+    return cls(**kwargs)
+
+
+def _parse_scalar(text: str):
+    return yaml.safe_load(text)
+
+
+def apply_overrides(values: dict, overrides: list[str]) -> dict:
+    for item in overrides:
+        if "=" not in item:
+            raise Trans3DHeadError(f"override '{item}': expected key.path=value")
+        key, raw = item.split("=", 1)
+        node = values
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = _parse_scalar(raw)
+    return values
+
+
+def load_config(path=None, overrides: list[str] | None = None) -> Config:
+    values = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise Trans3DHeadError(f"config file not found: {p}")
+        try:
+            values = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise Trans3DHeadError(f"{p}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    values = apply_overrides(values, overrides or [])
+    return _build(Config, values, "")
+
+
+def config_to_dict(config: Config) -> dict:
+    return dataclasses.asdict(config)
+
+
+def dump_config(config: Config) -> str:
+    return yaml.safe_dump(config_to_dict(config), sort_keys=False)
