@@ -109,7 +109,6 @@ class CropsDataModule(L.LightningDataModule):
             return
         d = self.config.data
         reader = AFLWCrops(d.crops_root)
-        self.crops = _cached_crops(reader, Path(d.cache_dir))
         val_path = Path(d.val_split)
         if not val_path.is_file():
             raise Trans3DHeadError(f"validation split file not found: {val_path}")
@@ -121,6 +120,14 @@ class CropsDataModule(L.LightningDataModule):
         if self.config.train.limit_val:
             val_idx = val_idx[:self.config.train.limit_val]
         human = _human_labels(d.merl_rav_root, reader) if d.merl_rav_root else {}
+        if d.limit:  # a small run decodes only its own crops
+            used = np.concatenate([train_idx, val_idx])
+            self.crops = np.stack([reader.read_crop(int(i)) for i in used])
+            position = {int(i): k for k, i in enumerate(used)}
+            human = {position[i]: v for i, v in human.items() if i in position}
+            train_idx, val_idx = np.arange(len(train_idx)), np.arange(len(train_idx), len(used))
+        else:
+            self.crops = _cached_crops(reader, Path(d.cache_dir))
         seed = self.config.train.seed
         self.train_set = CropDataset(self.crops, train_idx, self.config.augment, seed, human)
         self.val_set = CropDataset(self.crops, val_idx, None, seed, human)
@@ -263,6 +270,25 @@ def weights_payload(system: Trans3DHeadSystem) -> dict:
                            "global_step": system.global_step}}
 
 
+class ProgressPrinter(L.Callback):
+    """One plain line every N steps (for nohup logs, where a progress bar is unreadable)."""
+
+    def __init__(self, every: int = 50):
+        self.every, self.t0 = every, time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step % self.every == 0:
+            m = trainer.callback_metrics
+            print(f"epoch {trainer.current_epoch} step {trainer.global_step} "
+                  f"loss {float(m.get('train/total', float('nan'))):.3f} "
+                  f"landmark {float(m.get('train/landmark', float('nan'))):.3f} "
+                  f"elapsed {time.perf_counter() - self.t0:.0f}s", flush=True)
+
+    def on_validation_end(self, trainer, pl_module):
+        vals = {k: round(float(v), 4) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+        print(f"epoch {trainer.current_epoch} validation {vals}", flush=True)
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Checkpoints written to a temporary name and renamed: a killed run never leaves half a file."""
 
@@ -296,8 +322,11 @@ def run_training(config: Config, run_dir, resume: bool = False, enable_progress_
     except ImportError:
         pass
     checkpoint = ModelCheckpoint(dirpath=str(ckpt_dir), save_last=True, save_top_k=0, every_n_epochs=1)
+    callbacks = [checkpoint, LearningRateMonitor("step")]
+    if not enable_progress_bar:
+        callbacks.append(ProgressPrinter())
     trainer = L.Trainer(max_epochs=config.train.max_epochs, accelerator="cpu", devices="auto",
-                        logger=loggers, callbacks=[checkpoint, LearningRateMonitor("step")],
+                        logger=loggers, callbacks=callbacks,
                         plugins=[AtomicCheckpointIO()], log_every_n_steps=config.train.log_every_n_steps,
                         check_val_every_n_epoch=config.train.val_every_n_epochs, deterministic=False,
                         enable_progress_bar=enable_progress_bar, num_sanity_val_steps=0)

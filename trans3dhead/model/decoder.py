@@ -72,7 +72,7 @@ class MARRHeads(nn.Module):
         self.marr = marr
         self.num_landmarks = num_landmarks
         self.lm_heads = nn.ModuleList(nn.Linear(dim, 3) for _ in range(num_layers))
-        self.param_heads = nn.ModuleList(nn.Linear(dim, 1) for _ in range(num_layers))
+        self.param_heads = nn.ModuleList(nn.Linear(dim, 1) for _ in range(num_layers if num_params else 0))
         for head in [*self.lm_heads, *self.param_heads]:
             nn.init.zeros_(head.weight)
             nn.init.zeros_(head.bias)
@@ -81,10 +81,14 @@ class MARRHeads(nn.Module):
 
     def embed(self, lm: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
         """(B, 68, 3), (B, 62) -> (B, Q, D) query offsets carrying the current estimate."""
+        if self.param_embed.shape[0] == 0:  # no 3DMM branch
+            return self.lm_embed(lm - 0.5)
         return torch.cat([self.lm_embed(lm - 0.5), params[..., None] * self.param_embed], 1)
 
     def step(self, k: int, x: torch.Tensor, lm: torch.Tensor, params: torch.Tensor):
         d_lm = self.lm_heads[k](x[:, :self.num_landmarks])
+        if self.param_embed.shape[0] == 0:  # no 3DMM branch: parameters stay at the mean
+            return (lm + d_lm if self.marr else d_lm), params
         d_par = self.param_heads[k](x[:, self.num_landmarks:]).squeeze(-1)
         if self.marr:
             return lm + d_lm, params + d_par

@@ -35,6 +35,7 @@ class ModelConfig:
     qamem: bool = True
     marr: bool = True
     cross_branch: bool = True
+    param_branch: bool = True  # False: landmark branch only (parameters stay at the mean)
     dropout: float = 0.0
     landmark_source: str = "branch"  # final answer: "branch", "3dmm" or "fused" (their mean)
 
@@ -44,15 +45,15 @@ class Trans3DHead(nn.Module):
 
     def __init__(self, backbone_width: float = 0.5, crop_size: int = 120, dim: int = 64, num_layers: int = 2,
                  num_heads: int = 4, ffn_dim: int = 128, qamem: bool = True, marr: bool = True,
-                 cross_branch: bool = True, dropout: float = 0.0):
+                 cross_branch: bool = True, param_branch: bool = True, dropout: float = 0.0):
         super().__init__()
         self.crop_size = crop_size
         self.backbone = MobileNetV1(backbone_width)
         side = -(-crop_size // 32)
         self.input_proj = nn.Conv2d(self.backbone.num_channels, dim, 1)
         self.memory_pos = nn.Parameter(torch.randn(1, side * side, dim) * 0.02)
-        self.decoder = Decoder(dim, num_layers, num_heads, ffn_dim, NUM_LANDMARKS, NUM_PARAMS, qamem,
-                               cross_branch, marr, dropout)
+        self.decoder = Decoder(dim, num_layers, num_heads, ffn_dim, NUM_LANDMARKS, NUM_PARAMS if param_branch else 0,
+                               qamem, cross_branch, marr, dropout)
         self.face_model = FaceModel(dense=False)
         mean_lm = self.face_model.mean_landmarks_crop(crop_size) / crop_size
         self.register_buffer("mean_lm", mean_lm, persistent=False)
