@@ -1,6 +1,7 @@
 """Run a network over AFLW2000-3D and score it: the harness behind ``trans3dhead evaluate``.
 
-Crops: ``provided`` reads the standard 120x120 crops (crops_120/, made from roi_box);
+Crops: ``provided`` reads the standard 120x120 crops (crops_120/; they sample the unclipped
+MATLAB box ``AFLW2000_3D.crop_box_provided``, which the package protocol maps back with);
 ``warp`` samples roi_box from the 450x450 images with a bilinear warp. Predictions are mapped
 back to the 450x450 image with roi_box and scored in the package frame (the ground truth is
 moved by -0.5 px from its 1-based storage). ``protocol="3ddfa"`` instead scores as 3DDFA's
@@ -41,8 +42,9 @@ def run_aflw2000(net, ds: AFLW2000_3D, crops: str = "provided", batch_size: int 
     bar = tqdm(total=len(ds), desc="predicting", disable=not progress, leave=False)
     lm_crop, params = predict_crops(net, images, batch_size, progress=bar.update)
     bar.close()
+    boxes = ds.crop_box_provided if crops == "provided" else ds.roi_box
     return {"landmarks_crop": lm_crop, "params": params,
-            "landmarks_3d": crop_to_image(lm_crop, ds.roi_box, CROP_SIZE).astype(np.float32),
+            "landmarks_3d": crop_to_image(lm_crop, boxes, CROP_SIZE).astype(np.float32),
             "pose_deg": pose_deg_from_params(params.astype(np.float64)).astype(np.float32)}
 
 

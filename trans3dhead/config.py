@@ -39,9 +39,15 @@ class ScheduleConfig:
     warmup_steps: int = 200
     threads: int = 2
     init_backbone: str | None = "3ddfa-mb05"  # named weights whose backbone initialises ours
+    init_weights: str | None = None  # a trans3dhead weights file or checkpoint: start from the whole model
     log_every_n_steps: int = 20
     val_every_n_epochs: int = 1
     limit_val: int | None = None
+    # Passed to Lightning's Trainer unchanged: e.g. accelerator=gpu devices=8 num_nodes=2 strategy=ddp
+    accelerator: str = "cpu"
+    devices: int | str = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
 
 
 @dataclass

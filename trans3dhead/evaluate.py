@@ -15,7 +15,7 @@ import numpy as np
 
 from trans3dhead.fileio import atomic_write_text
 
-BIN_NAMES = ("[0,30)", "[30,60)", "[60,90]")
+BIN_NAMES = ("[0,30]", "(30,60]", ">60")  # |yaw| in degrees, as yaw_bins splits it
 
 
 def nme_per_face(pred_xy: np.ndarray, gt_xy: np.ndarray) -> np.ndarray:

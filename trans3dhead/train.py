@@ -179,6 +179,9 @@ class Trans3DHeadSystem(L.LightningModule):
             ref = read_weights(resolve_weights(config.train.init_backbone))["state_dict"]
             backbone = {k.removeprefix("backbone."): v for k, v in ref.items() if k.startswith("backbone.")}
             self.model.backbone.load_state_dict(backbone, strict=True)
+        if config.train.init_weights:  # a second stage starts from a whole trained model
+            state = read_weights(resolve_weights(config.train.init_weights))["state_dict"]
+            self.model.load_state_dict({k.removeprefix("model."): v for k, v in state.items()}, strict=True)
         self._val = []
         self._t0 = None
 
@@ -209,10 +212,9 @@ class Trans3DHeadSystem(L.LightningModule):
         lm, params_norm = self.model(batch["clean"].float())
         params = self.model.face_model.denormalize(params_norm[-1])
         lm_3dmm = self.model.face_model.landmarks_crop(params, self.config.model.crop_size)
-        self._val.append({"lm": lm[-1].numpy(), "lm_3dmm": lm_3dmm.numpy(), "teacher": target["lm"].numpy(),
-                          "teacher_pose": target["pose_deg"].numpy(),
-                          "pose": _pose_deg(params).numpy(), "human": batch["human_lm"].numpy(),
-                          "human_w": batch["human_weight"].numpy()})
+        arrays = {"lm": lm[-1], "lm_3dmm": lm_3dmm, "teacher": target["lm"], "teacher_pose": target["pose_deg"],
+                  "pose": _pose_deg(params), "human": batch["human_lm"], "human_w": batch["human_weight"]}
+        self._val.append({k: v.detach().cpu().numpy() for k, v in arrays.items()})
 
     def on_validation_epoch_end(self):
         v = {k: np.concatenate([b[k] for b in self._val]) for k in self._val[0]}
@@ -245,6 +247,9 @@ class Trans3DHeadSystem(L.LightningModule):
 
         sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def on_fit_start(self):
+        self.teacher.to(self.device)  # the teacher sits outside the module tree, so move it here
 
     def on_train_epoch_start(self):
         self.trainer.datamodule.sampler.set_epoch(self.current_epoch)
@@ -325,7 +330,9 @@ def run_training(config: Config, run_dir, resume: bool = False, enable_progress_
     callbacks = [checkpoint, LearningRateMonitor("step")]
     if not enable_progress_bar:
         callbacks.append(ProgressPrinter())
-    trainer = L.Trainer(max_epochs=config.train.max_epochs, accelerator="cpu", devices="auto",
+    t = config.train
+    trainer = L.Trainer(max_epochs=t.max_epochs, accelerator=t.accelerator, devices=t.devices,
+                        num_nodes=t.num_nodes, strategy=t.strategy,
                         logger=loggers, callbacks=callbacks,
                         plugins=[AtomicCheckpointIO()], log_every_n_steps=config.train.log_every_n_steps,
                         check_val_every_n_epoch=config.train.val_every_n_epochs, deterministic=False,

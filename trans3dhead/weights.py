@@ -7,7 +7,7 @@ inference needs travels in the file; it is loaded with strict=True.
 
 Named weights:
 * ``3ddfa-mb05``: 3DDFA_V2's MobileNet-V1 x0.5 (MIT). AFLW2000-3D, provided crops:
-  NME mean of bins 3.792 (3DDFA protocol) / 3.814 (package frame); pose MAE 3.902 deg.
+  NME mean of bins 3.792 (3DDFA protocol) / 3.707 (package frame); pose MAE 3.902 deg.
 * ``trans3dhead``: the default Trans3DHead model trained by configs/default.yaml; its figures are
   in docs/results.md.
 """

@@ -14,7 +14,7 @@ import numpy as np
 from trans3dhead.data.io import load_mat, load_npz, read_image_bgr, require_dir
 from trans3dhead.data.sample import FaceSample
 from trans3dhead.errors import Trans3DHeadError
-from trans3dhead.face_model.frames import MATLAB_TO_PKG
+from trans3dhead.face_model.frames import MATLAB_TO_PKG, roi_box_from_landmarks
 
 YAW_BIN_EDGES_DEG = (30.0, 60.0)
 POSE_LIMIT_DEG = 99.0
@@ -53,13 +53,29 @@ class AFLW2000_3D:
             self._pose_deg = np.stack([self.read_pose_deg(n) for n in self.names])
         return self._pose_deg
 
-    def read_pose_deg(self, name: str) -> np.ndarray:
+    def read_pose_deg(self, name: str, mat: dict | None = None) -> np.ndarray:
         path = self.root / "images" / f"{name}.mat"
-        mat = load_mat(path)
-        if "Pose_Para" not in mat:
-            raise Trans3DHeadError(f"{path}: no Pose_Para in this .mat; is it an AFLW2000-3D annotation?")
-        pitch, yaw, roll = np.asarray(mat["Pose_Para"], dtype=np.float64).ravel()[:3]
+        mat = load_mat(path) if mat is None else mat
+        pose = np.asarray(mat.get("Pose_Para", []), dtype=np.float64).ravel()
+        if pose.size < 3:
+            raise Trans3DHeadError(f"{path}: no usable Pose_Para (need pitch, yaw, roll); is it an AFLW2000-3D annotation?")
+        pitch, yaw, roll = pose[:3]
         return np.degrees([yaw, pitch, roll])
+
+    @property
+    def crop_box_provided(self) -> np.ndarray:
+        """(N, 4) package-frame boxes that the provided crops_120 images actually sample.
+
+        Measured (tests/test_data.py::test_provided_crops_sample_the_matlab_box): each crop is
+        MATLAB's img(y0:y1, x0:x1) of the UNclipped square 3DDFA box from pt3d_68 as stored
+        (x0, y0 = round(corner), side = round(side)), resized to 120x120, zero-padded outside the
+        image. Inclusive 1-based indices x0..x1 cover package corners [x0 - 1, x1]; ``roi_box`` is
+        that box clipped to the image and is what 3DDFA's benchmark maps back with.
+        """
+        boxes = np.stack([roi_box_from_landmarks(p[:, :2]) for p in self.landmarks_stored])
+        corner = np.round(boxes[:, :2])
+        side = np.round(boxes[:, 2] - boxes[:, 0])[:, None]
+        return np.concatenate([corner - 1.0, corner + side], 1)
 
     def image_path(self, i: int) -> Path:
         return self.root / "images" / f"{self.names[i]}.jpg"
@@ -69,8 +85,11 @@ class AFLW2000_3D:
 
     def __getitem__(self, i: int) -> FaceSample:
         name = self.names[i]
-        mat = load_mat(self.root / "images" / f"{name}.mat")
+        path = self.root / "images" / f"{name}.mat"
+        mat = load_mat(path)
+        if "pt3d_68" not in mat or np.shape(mat["pt3d_68"]) != (3, 68):
+            raise Trans3DHeadError(f"{path}: no (3, 68) pt3d_68 in this .mat; is it an AFLW2000-3D annotation?")
         pts = np.asarray(mat["pt3d_68"], dtype=np.float64).T.copy()
         pts[:, :2] += MATLAB_TO_PKG
         return FaceSample(name=name, image=read_image_bgr(self.image_path(i)), box=self.roi_box[i].copy(),
-                          landmarks=pts.astype(np.float32), pose_deg=self.read_pose_deg(name))
+                          landmarks=pts.astype(np.float32), pose_deg=self.read_pose_deg(name, mat))

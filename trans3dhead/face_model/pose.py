@@ -39,14 +39,16 @@ def rotation_from_euler(yaw_rad, pitch_rad, roll_rad):
 def euler_from_rotation(rot):
     """(yaw, pitch, roll) in radians from (..., 3, 3) matrices R = Rz(roll) Ry(yaw) Rx(pitch).
 
-    yaw lies in [-pi/2, pi/2]. At the gimbal lock (|yaw| = 90 deg) roll is set to 0.
+    yaw lies in [-pi/2, pi/2]. At the gimbal lock (|R[2, 0]| = 1, |yaw| = 90 deg) only
+    pitch -+ roll is defined: there roll is set to 0 and pitch = atan2(-R[1, 2], R[1, 1]).
     """
     xp = _lib(rot)
     r20 = xp.clip(rot[..., 2, 0], -1.0, 1.0) if xp is np else rot[..., 2, 0].clamp(-1.0, 1.0)
     yaw = -xp.arcsin(r20) if xp is np else -torch.asin(r20)
     atan2 = np.arctan2 if xp is np else torch.atan2
-    pitch = atan2(rot[..., 2, 1], rot[..., 2, 2])
-    roll = atan2(rot[..., 1, 0], rot[..., 0, 0])
+    locked = xp.abs(r20) > 1.0 - 1e-12
+    pitch = xp.where(locked, atan2(-rot[..., 1, 2], rot[..., 1, 1]), atan2(rot[..., 2, 1], rot[..., 2, 2]))
+    roll = xp.where(locked, 0.0 * r20, atan2(rot[..., 1, 0], rot[..., 0, 0]))
     return yaw, pitch, roll
 
 

@@ -1,0 +1,308 @@
+"""The `trans3dhead predict` and `trans3dhead export-onnx` sub-commands: argument parsing, input
+discovery, output naming and the exit code. The work is done by trans3dhead.inference.
+
+predict writes, per image, OUTDIR/<name>.json (docs/output_schema.md), and with --mesh
+OUTDIR/<name>_face<i>.obj|ply, with --render OUTDIR/<name>_overlay.png. A folder's files keep their
+relative paths under OUTDIR/<folder name>/, and OUTDIR/<folder name>.jsonl holds one line per
+image. A video gives OUTDIR/<name>.jsonl (one line per frame) and with --render
+OUTDIR/<name>_overlay.mp4. Exit code: 0 all inputs done, 1 some inputs failed (each named on
+stderr; the others are still processed), 2 a bad option or model.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from trans3dhead.errors import Trans3DHeadError
+
+EXIT_OK, EXIT_SOME_FAILED = 0, 1
+
+
+@dataclass
+class Job:
+    """One input to process: an image or a video, where its outputs go, and its folder's JSONL."""
+
+    path: Path
+    kind: str  # "image" | "video" | "missing"
+    base: Path  # output path without suffix
+    group: str | None = None  # the folder it came from (its JSONL collects it)
+
+
+def _collect_jobs(inputs: list[str], outdir: Path) -> tuple[list[Job], dict[str, Path]]:
+    from trans3dhead.inference.images import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+
+    jobs, groups, used = [], {}, set()
+
+    def unique(base: Path) -> Path:
+        cand, k = base, 2
+        while cand in used:
+            cand = base.with_name(f"{base.name}_{k}")
+            k += 1
+        used.add(cand)
+        return cand
+
+    for raw in inputs:
+        p = Path(raw)
+        if p.is_dir():
+            name = unique(outdir / (p.resolve().name or "root"))
+            groups[raw] = _with(name, ".jsonl")
+            files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES)
+            for f in files:
+                rel = f.relative_to(p).with_suffix("")
+                kind = "video" if f.suffix.lower() in VIDEO_SUFFIXES else "image"
+                jobs.append(Job(f, kind, unique(name / rel), raw))
+        elif p.exists():
+            kind = "video" if p.suffix.lower() in VIDEO_SUFFIXES else "image"
+            jobs.append(Job(p, kind, unique(outdir / p.stem)))
+        else:
+            jobs.append(Job(p, "missing", outdir / p.stem))
+    return jobs, groups
+
+
+def _with(base: Path, suffix: str) -> Path:
+    """base + suffix (not Path.with_suffix, which would eat a dot inside a name like 'v1.2')."""
+    return base.with_name(base.name + suffix)
+
+
+class Reporter:
+    """Prints one line per failed input to stderr, around the progress bar."""
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+        self.failed = 0
+
+    def error(self, message: str, bar=None) -> None:
+        self.failed += 1
+        line = f"trans3dhead: error: {message}"
+        if bar is not None:
+            bar.write(line, file=sys.stderr)
+        else:
+            print(line, file=sys.stderr)
+
+
+def _run_info(args, aligner) -> dict:
+    from trans3dhead import __version__
+
+    return {"trans3dhead_version": __version__, "model": aligner.model_name, "backend": aligner.backend_name,
+            "detector": aligner.detector.name, "second_pass": aligner.second_pass}
+
+
+def _image_outputs(args, job_base: Path, image, faces, run_info: dict, source: str) -> dict:
+    """Write the mesh and overlay files of one image; return its JSON document."""
+    from trans3dhead.inference import writers
+
+    meshes = []
+    if args.mesh:
+        for i, face in enumerate(faces):
+            mesh = face.mesh()
+            target = _with(job_base, f"_face{i}.{args.mesh}")
+            writers.MESH_WRITERS[args.mesh](target, mesh, writers.vertex_colors(image, mesh.vertices))
+            meshes.append(target.name)
+    if args.render:
+        from trans3dhead.fileio import atomic_write_bytes
+        from trans3dhead.inference.render import render_overlay
+
+        import cv2
+
+        ok, png = cv2.imencode(".png", render_overlay(image, faces, args.render))
+        atomic_write_bytes(_with(job_base, "_overlay.png"), png.tobytes())
+    h, w = image.shape[:2]
+    return writers.image_document(source, (w, h), faces, run_info, meshes=meshes)
+
+
+def _process_images(args, aligner, jobs: list[Job], sinks: dict, reporter: Reporter, run_info: dict) -> int:
+    from tqdm import tqdm
+
+    from trans3dhead.inference import writers
+
+    n_faces = 0
+    bar = tqdm(total=len(jobs), desc="images", unit="img", disable=args.quiet or len(jobs) < 2, file=sys.stderr)
+    by_path = {str(j.path): j for j in jobs}
+    for res in aligner.align_files([j.path for j in jobs], progress=bar.update):
+        job = by_path[res.path]
+        if res.error is None:
+            try:
+                doc = _image_outputs(args, job.base, res.image, res.faces, run_info, res.path)
+                writers.write_json(_with(job.base, ".json"), doc)
+                n_faces += len(res.faces)
+            except OSError as exc:
+                res.error = f"{res.path}: cannot write outputs under {job.base.parent} ({exc.strerror or exc})"
+        if res.error is not None:
+            reporter.error(res.error, bar)
+            doc = writers.image_document(res.path, (0, 0), None, run_info, error=res.error)
+        if job.group is not None:
+            sinks[job.group].write(doc)
+    bar.close()
+    return n_faces
+
+
+def _process_video(args, aligner, job: Job, sinks: dict, reporter: Reporter, run_info: dict) -> int:
+    from tqdm import tqdm
+
+    from trans3dhead.inference import writers
+    from trans3dhead.inference.render import render_overlay
+    from trans3dhead.inference.video import VideoSink, open_video
+
+    cap, info = open_video(job.path)
+    cap.release()
+    info_doc = dict(run_info, smoothing={"one_euro_min_cutoff_hz": args.smooth_min_cutoff,
+                                         "one_euro_beta": args.smooth_beta} if args.smooth else None,
+                    fps=info.fps)
+    lines = writers.JsonLinesWriter(_with(job.base, ".jsonl"))
+    sink = None
+    n_faces = 0
+    bar = tqdm(total=info.frame_count or None, desc=job.path.name, unit="frame", disable=args.quiet, file=sys.stderr)
+    try:
+        for fr in aligner.align_video(job.path, smooth=args.smooth, min_cutoff=args.smooth_min_cutoff,
+                                      beta=args.smooth_beta):
+            meshes = []
+            if args.mesh:
+                for i, face in enumerate(fr.faces):
+                    mesh = face.mesh()
+                    target = job.base.parent / f"{job.base.name}_meshes" / f"frame{fr.index:06d}_face{i}.{args.mesh}"
+                    writers.MESH_WRITERS[args.mesh](target, mesh, writers.vertex_colors(fr.image, mesh.vertices))
+                    meshes.append(f"{target.parent.name}/{target.name}")
+            h, w = fr.image.shape[:2]
+            doc = writers.image_document(str(job.path), (w, h), fr.faces, info_doc, frame_index=fr.index,
+                                         time_s=fr.time_s, meshes=meshes)
+            lines.write(doc)
+            if job.group is not None:
+                sinks[job.group].write(doc)
+            if args.render:
+                if sink is None:
+                    sink = VideoSink(_with(job.base, "_overlay.mp4"), info.fps, (w, h))
+                sink.write(render_overlay(fr.image, fr.faces, args.render))
+            n_faces += len(fr.faces)
+            bar.update(1)
+    except BaseException:
+        lines.abort()
+        if sink is not None:
+            sink.abort()
+        raise
+    finally:
+        bar.close()
+    lines.close()
+    if sink is not None:
+        sink.close()
+    return n_faces
+
+
+def _parse_styles(text: str) -> tuple[str, ...]:
+    import argparse
+
+    from trans3dhead.inference.render import STYLES
+
+    styles = tuple(s.strip() for s in text.split(",") if s.strip())
+    bad = [s for s in styles if s not in STYLES]
+    if bad or not styles:
+        raise argparse.ArgumentTypeError(f"'{text}': styles are a comma-separated list of {', '.join(STYLES)}")
+    return styles
+
+
+def cmd_predict(args) -> int:
+    import torch
+
+    from trans3dhead.inference import HeadAligner, writers
+    from trans3dhead.inference.detectors import RetinaFaceDetector
+
+    if args.batch_size < 1:
+        raise Trans3DHeadError(f"--batch-size {args.batch_size}: must be at least 1")
+    if args.threads:
+        torch.set_num_threads(args.threads)  # the CLI owns the process; the library only scopes it
+    outdir = Path(args.output)
+    if outdir.exists() and not outdir.is_dir():
+        raise Trans3DHeadError(f"-o {outdir}: exists and is not a folder")
+    detector = RetinaFaceDetector(score_threshold=args.score_threshold, threads=args.threads)
+    aligner = HeadAligner(model=args.model, detector=detector, backend=args.backend, second_pass=args.second_pass,
+                          batch_size=args.batch_size, threads=args.threads)
+    run_info = _run_info(args, aligner)
+    jobs, groups = _collect_jobs(args.inputs, outdir)
+    reporter = Reporter(args.quiet)
+    sinks = {g: writers.JsonLinesWriter(path) for g, path in groups.items()}
+    n_images = n_faces = n_videos = 0
+    try:
+        pending: list[Job] = []
+
+        def flush():
+            nonlocal n_faces, n_images
+            if pending:
+                n_faces += _process_images(args, aligner, pending, sinks, reporter, run_info)
+                n_images += len(pending)
+                pending.clear()
+
+        for job in jobs:
+            if job.kind == "missing":
+                reporter.error(f"{job.path}: no such file or folder")
+            elif job.kind == "image":
+                pending.append(job)
+            else:
+                flush()
+                try:
+                    n_faces += _process_video(args, aligner, job, sinks, reporter, run_info)
+                    n_videos += 1
+                except Trans3DHeadError as exc:
+                    reporter.error(str(exc))
+                    if job.group is not None:
+                        sinks[job.group].write(writers.image_document(str(job.path), (0, 0), None, run_info,
+                                                                      error=str(exc)))
+        flush()
+    except BaseException:
+        for s in sinks.values():
+            s.abort()
+        raise
+    for s in sinks.values():
+        s.close()
+    if not args.quiet:
+        print(f"{n_images} image(s), {n_videos} video(s), {n_faces} face(s); {reporter.failed} input(s) failed; "
+              f"outputs in {outdir}", file=sys.stderr)
+    return EXIT_SOME_FAILED if reporter.failed else EXIT_OK
+
+
+def cmd_export_onnx(args) -> int:
+    from trans3dhead.fileio import atomic_write_bytes
+    from trans3dhead.inference.export import export_onnx_bytes, onnx_parity
+    from trans3dhead.weights import DEFAULT_MODEL, load_network
+
+    net = load_network(args.model)
+    model = export_onnx_bytes(net, opset=args.opset)
+    diff = onnx_parity(net, model, batch_sizes=(1, 3))
+    if diff["landmarks"] > 1e-2 or diff["params"] > 1e-3:
+        raise Trans3DHeadError(f"{args.output}: not written: onnxruntime differs from torch (landmarks "
+                               f"{diff['landmarks']:.3g} px, params {diff['params']:.3g} std)")
+    atomic_write_bytes(args.output, model)
+    print(f"wrote {args.output} (model {args.model or DEFAULT_MODEL}, opset {args.opset}, dynamic batch); "
+          f"onnxruntime vs torch: landmarks {diff['landmarks']:.2e} px, params {diff['params']:.2e} std")
+    return EXIT_OK
+
+
+def register(subparsers) -> None:
+    from trans3dhead.inference.export import DEFAULT_OPSET
+    from trans3dhead.inference.render import DEFAULT_STYLES
+
+    p = subparsers.add_parser("predict", help="3D landmarks, head pose and meshes for images, folders and videos",
+                              description=__doc__.split("\n\n")[1])
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders (searched recursively), videos")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder (created if needed)")
+    p.add_argument("--model", default=None, help="named model, weights file, or .onnx file with --backend onnx "
+                                                 "(default: the package's default model)")
+    p.add_argument("--backend", choices=["torch", "onnx"], default="torch")
+    p.add_argument("--mesh", choices=["obj", "ply"], help="write each face's dense mesh")
+    p.add_argument("--render", nargs="?", const=",".join(DEFAULT_STYLES), type=_parse_styles, default=None,
+                   metavar="STYLES", help="write overlays; STYLES: comma-separated of landmarks, axes, wireframe, "
+                                          f"depth (default {','.join(DEFAULT_STYLES)})")
+    p.add_argument("--smooth", action="store_true", help="videos: One-Euro smoothing of landmarks, pose and mesh")
+    p.add_argument("--smooth-min-cutoff", type=float, default=1.0, help="One-Euro cutoff when still, Hz (default 1)")
+    p.add_argument("--smooth-beta", type=float, default=10.0, help="One-Euro speed coefficient (default 10)")
+    p.add_argument("--second-pass", action="store_true", help="re-crop around the first landmarks and run again")
+    p.add_argument("--score-threshold", type=float, default=0.9, help="detector score threshold (default 0.9)")
+    p.add_argument("--batch-size", type=int, default=16, help="images (or frames) per batch (default 16)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for the network and the detector")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    p.set_defaults(func=cmd_predict)
+
+    e = subparsers.add_parser("export-onnx", help="export the network to ONNX with a dynamic batch axis")
+    e.add_argument("-o", "--output", required=True, help="the .onnx file to write")
+    e.add_argument("--model", default=None, help="named model or weights file (default: the package's default)")
+    e.add_argument("--opset", type=int, default=DEFAULT_OPSET)
+    e.set_defaults(func=cmd_export_onnx)

@@ -1,0 +1,68 @@
+"""ONNX export of a network's tensor-only forward, and the check that onnxruntime reproduces it.
+
+The exported graph: input ``crops`` (B, 3, 120, 120) float32 BGR pixel values in [0, 255];
+outputs ``landmarks`` (B, 68, 3) float32, package crop frame, pixels, and ``params`` (B, 62)
+float32, un-normalised 3DMM parameters (3DDFA layout). B is a dynamic axis. We use torch's
+TorchScript-based exporter (dynamo=False): it keeps the batch axis dynamic from a batch-1
+example and exports in about a second (docs/TOOLCHAIN.md compares it with the dynamo exporter).
+"""
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from trans3dhead.fileio import atomic_write_bytes
+
+DEFAULT_OPSET = 17
+INPUT_NAME, OUTPUT_NAMES = "crops", ("landmarks", "params")
+
+
+def export_onnx_bytes(net: torch.nn.Module, opset: int = DEFAULT_OPSET, crop_size: int = 120) -> bytes:
+    """The serialised ONNX model of net.forward with a dynamic batch axis."""
+    net = net.eval()
+    example = torch.full((2, 3, crop_size, crop_size), 127.0)
+    buf = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the legacy exporter's deprecation notice
+        torch.onnx.export(net, (example,), buf, dynamo=False, opset_version=opset, input_names=[INPUT_NAME],
+                          output_names=list(OUTPUT_NAMES),
+                          dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAMES[0]: {0: "batch"},
+                                        OUTPUT_NAMES[1]: {0: "batch"}})
+    return buf.getvalue()
+
+
+def export_onnx(net: torch.nn.Module, path, opset: int = DEFAULT_OPSET) -> Path:
+    """Write the ONNX model to path (atomically)."""
+    path = Path(path)
+    atomic_write_bytes(path, export_onnx_bytes(net, opset))
+    return path
+
+
+def onnx_parity(net: torch.nn.Module, onnx_model: bytes | str | Path, batch_sizes=(1, 3),
+                seed: int = 0) -> dict[str, float]:
+    """Largest difference between torch and onnxruntime outputs on random crops over the given
+    batch sizes (each one exercises the dynamic axis): landmarks in crop pixels, params in units
+    of each parameter's spread (param_std; raw parameters span 1e-4 to 1e5)."""
+    import onnxruntime as ort
+
+    from trans3dhead.face_model.bfm import load_bfm_arrays
+
+    source = onnx_model if isinstance(onnx_model, bytes) else str(onnx_model)
+    sess = ort.InferenceSession(source, providers=["CPUExecutionProvider"])
+    gen = torch.Generator().manual_seed(seed)
+    scale = {"landmarks": np.float32(1.0), "params": load_bfm_arrays()["param_std"]}
+    worst = {name: 0.0 for name in OUTPUT_NAMES}
+    for b in batch_sizes:
+        x = torch.rand((b, 3, 120, 120), generator=gen) * 255.0
+        with torch.inference_mode():
+            ref = [t.numpy() for t in net.eval()(x)]
+        got = sess.run(list(OUTPUT_NAMES), {INPUT_NAME: x.numpy()})
+        for name, r, g in zip(OUTPUT_NAMES, ref, got):
+            if g.shape != r.shape:
+                raise RuntimeError(f"ONNX output {name} has shape {g.shape} for batch {b}; torch gives {r.shape}")
+            worst[name] = max(worst[name], float((np.abs(r - g) / scale[name]).max()))
+    return worst
