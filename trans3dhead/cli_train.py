@@ -29,13 +29,14 @@ def cmd_label(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     reader = AFLWCrops(args.data_root)
-    crops = reader.load_all_crops()
+    n = min(args.limit or len(reader), len(reader))
+    crops = np.stack([reader.read_crop(i) for i in range(n)])
     teacher = Teacher(load_network(args.teacher), flip_average=not args.no_flip_average)
     with tqdm(total=len(crops), desc="labelling") as bar:
         labels = label_crops(teacher, crops, progress=bar.update)
     with atomic_path(args.output, suffix=".npz") as tmp:
         with open(tmp, "wb") as f:
-            np.savez(f, names=np.array(reader.names), landmarks_crop=labels["lm"], params=labels["params"],
+            np.savez(f, names=np.array(reader.names[:n]), landmarks_crop=labels["lm"], params=labels["params"],
                      pose_deg=labels["pose_deg"], teacher=np.array(args.teacher),
                      flip_average=np.array(not args.no_flip_average),
                      frame=np.array("package crop frame (pixels, origin at the crop's top-left corner)"))
@@ -58,4 +59,5 @@ def register(sub) -> None:
     lb.add_argument("-o", "--output", required=True, help=".npz to write")
     lb.add_argument("--no-flip-average", action="store_true")
     lb.add_argument("--threads", type=int, default=None)
+    lb.add_argument("--limit", type=int, default=None, help="label only the first N crops")
     lb.set_defaults(func=cmd_label)
