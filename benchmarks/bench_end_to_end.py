@@ -89,7 +89,8 @@ def main(argv=None) -> int:
                       file=sys.stderr)
     base = rows[0]["images_per_cpu_s"]
     lines = [f"End-to-end HeadAligner speed, {len(paths)} photos from {Path(args.images).name} "
-             f"({date.today().isoformat()}, {platform.machine()}, {args.threads} thread(s), torch {torch.__version__}). "
+             f"({date.today().isoformat()}, {platform.machine()}, {args.threads} thread(s), "
+             f"torch {torch.__version__}). "
              "Images per CPU-second (= images/s on an idle machine at one thread); wall-clock images/s beside "
              "it; shares of CPU time; speed relative to the first row, measured in the same run.", "",
              "| model | backend | batch | images per CPU-s | CPU ms/image | images/s (wall) | x first row | detector "

@@ -8,8 +8,8 @@ import shutil
 import cv2
 import numpy as np
 import pytest
-
 from test_inference_data import MODEL, no_face_bgr, photo_bgr, photo_path, shifted, write_clip
+
 from trans3dhead.cli import main
 
 

@@ -4,12 +4,18 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-
 from test_inference_data import FRONTAL_AFLW, MODEL, aflw_path, aflw_truth, no_face_bgr, photo_bgr
+
 from trans3dhead import HeadAligner
 from trans3dhead.errors import Trans3DHeadError
-from trans3dhead.inference.detectors import (CropPolicy, Detection, FaceDetector, GivenBoxes, RetinaFaceDetector,
-                                             build_detector)
+from trans3dhead.inference.detectors import (
+    CropPolicy,
+    Detection,
+    FaceDetector,
+    GivenBoxes,
+    RetinaFaceDetector,
+    build_detector,
+)
 from trans3dhead.inference.detectors.retinaface import RETINAFACE_CROP_POLICY
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import onnxruntime as ort
 import pytest
-
 from test_inference_data import FRONTAL_AFLW, MODEL, PROFILE_AFLW, aflw_path, photo_bgr
+
 from trans3dhead import HeadAligner
 from trans3dhead.cli import main
 from trans3dhead.errors import Trans3DHeadError

@@ -6,16 +6,26 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_inference_data import (
+    FRONTAL_AFLW,
+    MODEL,
+    PROFILE_AFLW,
+    aflw_path,
+    aflw_pose_deg,
+    aflw_truth,
+    nme,
+    no_face_bgr,
+    photo_bgr,
+    photo_path,
+)
 
-from test_inference_data import (FRONTAL_AFLW, MODEL, PROFILE_AFLW, aflw_path, aflw_pose_deg, aflw_truth, nme,
-                                 no_face_bgr, photo_bgr, photo_path)
 from trans3dhead import FaceResult, HeadAligner
 from trans3dhead.errors import Trans3DHeadError
 from trans3dhead.face_model.bfm import load_bfm_arrays
 from trans3dhead.face_model.frames import crop_to_image, warp_crop
-from trans3dhead.inference.crops import extract_crop
 from trans3dhead.face_model.pose import rotation_from_euler
 from trans3dhead.inference.aligner import FLIP_Y
+from trans3dhead.inference.crops import extract_crop
 from trans3dhead.weights import load_network
 
 
@@ -86,6 +96,19 @@ def test_batch_equals_single(aligner):
         assert len(single) == len(faces)
         for a, b in zip(single, faces):
             np.testing.assert_allclose(a.landmarks_3d, b.landmarks_3d, atol=1e-3)
+
+
+def test_align_directory(aligner, tmp_path):
+    (tmp_path / "sub").mkdir()
+    cv2.imwrite(str(tmp_path / "sub" / "a.png"), photo_bgr())
+    cv2.imwrite(str(tmp_path / "b.jpg"), no_face_bgr())
+    (tmp_path / "c.jpg").write_text("not an image")
+    (tmp_path / "notes.txt").write_text("skipped")
+    results = list(aligner.align_directory(tmp_path, progress=False))
+    assert [r.path.replace(str(tmp_path), "") for r in results] == ["/b.jpg", "/c.jpg", "/sub/a.png"]
+    assert results[0].faces == [] and "not a readable image" in results[1].error and len(results[2].faces) == 1
+    with pytest.raises(Trans3DHeadError, match="not a folder"):
+        list(aligner.align_directory(tmp_path / "b.jpg"))
 
 
 def test_no_face_gives_empty_list(aligner):

@@ -5,8 +5,8 @@ import cv2
 import numpy as np
 import pytest
 from PIL import Image
-
 from test_inference_data import MODEL, photo_bgr, photo_path
+
 from trans3dhead import HeadAligner
 from trans3dhead.errors import Trans3DHeadError
 from trans3dhead.inference.images import _jpeg_segments_complete, load_image, read_image_file, to_bgr_uint8

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from test_inference_data import MODEL, photo_bgr
+
 from trans3dhead import HeadAligner
 from trans3dhead.inference.render import STYLES, rasterize, render_overlay
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from test_inference_data import MODEL, photo_bgr, shifted, write_clip
+
 from trans3dhead import HeadAligner
 from trans3dhead.errors import Trans3DHeadError
 from trans3dhead.inference.video import FaceSmoother, OneEuroFilter, iter_frames, open_video

@@ -47,7 +47,8 @@ def _collect_jobs(inputs: list[str], outdir: Path) -> tuple[list[Job], dict[str,
         if p.is_dir():
             name = unique(outdir / (p.resolve().name or "root"))
             groups[raw] = _with(name, ".jsonl")
-            files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES)
+            wanted = IMAGE_SUFFIXES | VIDEO_SUFFIXES
+            files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in wanted)
             for f in files:
                 rel = f.relative_to(p).with_suffix("")
                 kind = "video" if f.suffix.lower() in VIDEO_SUFFIXES else "image"
@@ -100,10 +101,10 @@ def _image_outputs(args, job_base: Path, image, faces, run_info: dict, source: s
             writers.MESH_WRITERS[args.mesh](target, mesh, writers.vertex_colors(image, mesh.vertices))
             meshes.append(target.name)
     if args.render:
+        import cv2
+
         from trans3dhead.fileio import atomic_write_bytes
         from trans3dhead.inference.render import render_overlay
-
-        import cv2
 
         ok, png = cv2.imencode(".png", render_overlay(image, faces, args.render))
         atomic_write_bytes(_with(job_base, "_overlay.png"), png.tobytes())

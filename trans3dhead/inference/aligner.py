@@ -251,6 +251,23 @@ class HeadAligner:
         if batch:
             yield from self._align_file_batch(batch, progress)
 
+    def align_directory(self, folder, recursive: bool = True, progress: bool = True) -> Iterator[FileResult]:
+        """Every image file in a folder (sorted; recursive by default) -> one FileResult each, with a
+        progress bar on stderr."""
+        from pathlib import Path
+
+        from tqdm import tqdm
+
+        from trans3dhead.inference.images import IMAGE_SUFFIXES
+
+        root = Path(folder)
+        if not root.is_dir():
+            raise Trans3DHeadError(f"{root}: not a folder")
+        pattern = root.rglob("*") if recursive else root.glob("*")
+        paths = sorted(p for p in pattern if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        with tqdm(total=len(paths), desc=root.name, unit="img", disable=not progress) as bar:
+            yield from self.align_files(paths, progress=bar.update)
+
     def align_video(self, path, smooth: bool = False, min_cutoff: float = 1.0, beta: float = 10.0,
                     ) -> Iterator[FrameResult]:
         """Every frame of a video file with its faces, in order; faces carry a track_id. smooth: a

@@ -134,7 +134,8 @@ def write_obj(path, mesh: Mesh, colors: np.ndarray | None = None) -> None:
     buf = io.StringIO()
     buf.write(f"# {MESH_HEADER}\n")
     if colors is not None:
-        np.savetxt(buf, np.concatenate([v, colors.astype(np.float64) / 255.0], 1), fmt="v %.4f %.4f %.4f %.4f %.4f %.4f")
+        table = np.concatenate([v, colors.astype(np.float64) / 255.0], 1)
+        np.savetxt(buf, table, fmt="v %.4f %.4f %.4f %.4f %.4f %.4f")
     else:
         np.savetxt(buf, v, fmt="v %.4f %.4f %.4f")
     np.savetxt(buf, mesh.triangles.astype(np.int64) + 1, fmt="f %d %d %d")
