@@ -14,7 +14,7 @@ from trans3dhead.inference.examples import example_photo
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 AFLW = SHARED / "data" / "aflw2000_3d"
-MODEL = "3ddfa-mb05"  # the default model's weights are still being trained
+MODEL = "trans3dhead"  # the shipped default model
 # near-frontal AFLW2000-3D faces (|yaw| < 10 deg by Pose_Para), picked by name
 FRONTAL_AFLW = ("image00002", "image00013", "image00040")
 PROFILE_AFLW = ("image00004", "image00112")  # yaw +68 and -65 deg

@@ -17,7 +17,8 @@ from trans3dhead.errors import Trans3DHeadError
 
 DATA = Path(__file__).parents[1].parent / "shared" / "data"
 # CI always has ../shared/data beside the clone: a missing data folder must fail, not skip.
-needs_data = pytest.mark.usefixtures()
+def needs_data(test):
+    return test
 
 
 @pytest.fixture(scope="module")

@@ -122,3 +122,23 @@ def test_overfits_real_crops_below_one_pixel():
         if err < 1.0:
             break
     assert err < 1.0, f"mean 2D error still {err:.2f} px after {step + 1} steps"
+
+
+def test_shipped_default_matches_its_onnx_export_on_real_crops():
+    """Issue 6: exported with a dynamic batch axis, the default model matches PyTorch within 1e-4."""
+    import onnxruntime as ort
+
+    from trans3dhead.inference.export import export_onnx_bytes
+    from trans3dhead.weights import load_network
+
+    net = load_network("trans3dhead")
+    sess = ort.InferenceSession(export_onnx_bytes(net), providers=["CPUExecutionProvider"])
+    crops = _real_crops(5)
+    for batch in (crops[:1], crops):
+        with torch.inference_mode():
+            lm, params = net(batch)
+        lm_onnx, params_onnx = sess.run(None, {"crops": batch.numpy()})
+        assert np.abs(lm_onnx - lm.numpy()).max() < 1e-4
+        # raw parameters span 1e-4..1e5; compare in units of each parameter's spread
+        std = net.model.face_model.param_std.numpy()
+        assert (np.abs(params_onnx - params.numpy()) / std).max() < 1e-4

@@ -326,7 +326,10 @@ def run_training(config: Config, run_dir, resume: bool = False, enable_progress_
         loggers.append(TensorBoardLogger(str(run_dir), name="tb", version=0))
     except ImportError:
         pass
-    checkpoint = ModelCheckpoint(dirpath=str(ckpt_dir), save_last=True, save_top_k=0, every_n_epochs=1)
+    # Keep the newest epoch-end checkpoint (save_top_k=1 without a monitor) and a copy as last.ckpt;
+    # with save_top_k=0 Lightning writes last.ckpt only when fit ends, which leaves nothing to resume.
+    checkpoint = ModelCheckpoint(dirpath=str(ckpt_dir), filename="epoch{epoch:03d}", auto_insert_metric_name=False,
+                                 save_last=True, save_top_k=1, every_n_epochs=1)
     callbacks = [checkpoint, LearningRateMonitor("step")]
     if not enable_progress_bar:
         callbacks.append(ProgressPrinter())
