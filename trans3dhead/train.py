@@ -21,10 +21,11 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from trans3dhead.config import Config, config_to_dict, dump_config
 from trans3dhead.data.aflw_crops import AFLWCrops
-from trans3dhead.data.transforms import (AugmentConfig, apply_points, flip_image, flip_points, photometric,
-                                         similarity, warp_pkg)
+from trans3dhead.data.transforms import (FLIP_PERM_68, AugmentConfig, apply_points, flip_image, flip_points,
+                                         photometric, similarity, warp_pkg)
 from trans3dhead.errors import Trans3DHeadError
 from trans3dhead.evaluate import nme_per_face
+from trans3dhead.face_model.pose import pose_deg_from_params
 from trans3dhead.fileio import atomic_path, atomic_write_text
 from trans3dhead.labels import Teacher
 from trans3dhead.losses import MultiInformationLoss
@@ -63,7 +64,7 @@ class CropDataset(Dataset):
             if rng.random() < self.augment.flip:
                 img = np.ascontiguousarray(flip_image(img))
                 if pts is not None:
-                    pts, vis = flip_points(pts, CROP_SIZE), vis[..., _flip_perm()]
+                    pts, vis = flip_points(pts, CROP_SIZE), vis[..., FLIP_PERM_68]
             student = photometric(img, rng, self.augment)
         item = {"clean": torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1),
                 "student": torch.from_numpy(np.ascontiguousarray(student)).permute(2, 0, 1),
@@ -75,11 +76,6 @@ class CropDataset(Dataset):
             pts = np.nan_to_num(pts).astype(np.float32)
         item["human_lm"], item["human_weight"] = torch.from_numpy(pts), torch.from_numpy(w)
         return item
-
-
-def _flip_perm():
-    from trans3dhead.data.transforms import FLIP_PERM_68
-    return FLIP_PERM_68
 
 
 class EpochSampler(Sampler):
@@ -213,7 +209,7 @@ class Trans3DHeadSystem(L.LightningModule):
         params = self.model.face_model.denormalize(params_norm[-1])
         lm_3dmm = self.model.face_model.landmarks_crop(params, self.config.model.crop_size)
         arrays = {"lm": lm[-1], "lm_3dmm": lm_3dmm, "teacher": target["lm"], "teacher_pose": target["pose_deg"],
-                  "pose": _pose_deg(params), "human": batch["human_lm"], "human_w": batch["human_weight"]}
+                  "pose": pose_deg_from_params(params), "human": batch["human_lm"], "human_w": batch["human_weight"]}
         self._val.append({k: v.detach().cpu().numpy() for k, v in arrays.items()})
 
     def on_validation_epoch_end(self):
@@ -256,11 +252,6 @@ class Trans3DHeadSystem(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint):
         checkpoint["weights"] = weights_payload(self)
-
-
-def _pose_deg(params):
-    from trans3dhead.face_model.pose import pose_deg_from_params
-    return pose_deg_from_params(params)
 
 
 def weights_payload(system: Trans3DHeadSystem) -> dict:

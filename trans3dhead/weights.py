@@ -16,6 +16,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -92,8 +93,6 @@ def load_network(name_or_path: str | None = None) -> nn.Module:
 @torch.inference_mode()
 def predict_crops(net: nn.Module, crops_bgr, batch_size: int = 128, progress=None):
     """Run a network over (N, 120, 120, 3) uint8 BGR crops -> landmarks (N, 68, 3), params (N, 62)."""
-    import numpy as np
-
     lms, params = [], []
     for i in range(0, len(crops_bgr), batch_size):
         x = torch.from_numpy(np.ascontiguousarray(crops_bgr[i:i + batch_size])).permute(0, 3, 1, 2).float()
