@@ -89,22 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
     ev.set_defaults(func=cmd_evaluate)
 
-    for register in _extra_commands():
-        register(sub)
+    # Sub-commands that live in their own modules, each exposing register(subparsers).
+    from trans3dhead import cli_predict, cli_train
+    cli_predict.register(sub)
+    cli_train.register(sub)
     return parser
-
-
-def _extra_commands():
-    """Sub-commands that live in their own modules (each exposes register(subparsers))."""
-    import importlib
-    out = []
-    for mod in ("trans3dhead.cli_predict", "trans3dhead.cli_train"):
-        try:
-            out.append(importlib.import_module(mod).register)
-        except ModuleNotFoundError as exc:
-            if exc.name != mod:
-                raise
-    return out
 
 
 def main(argv=None) -> int:

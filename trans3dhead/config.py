@@ -77,10 +77,6 @@ def _build(cls, values: dict, where: str):
     return cls(**kwargs)
 
 
-def _parse_scalar(text: str):
-    return yaml.safe_load(text)
-
-
 def apply_overrides(values: dict, overrides: list[str]) -> dict:
     for item in overrides:
         if "=" not in item:
@@ -90,7 +86,7 @@ def apply_overrides(values: dict, overrides: list[str]) -> dict:
         parts = key.split(".")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
-        node[parts[-1]] = _parse_scalar(raw)
+        node[parts[-1]] = yaml.safe_load(raw)  # "3" -> 3, "false" -> False, "a" -> "a"
     return values
 
 

@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from trans3dhead.config import Config, config_to_dict, dump_config
 from trans3dhead.data.aflw_crops import AFLWCrops
+from trans3dhead.data.merl_rav import MerlRav
 from trans3dhead.data.transforms import (FLIP_PERM_68, AugmentConfig, apply_points, flip_image, flip_points,
                                          photometric, similarity, warp_pkg)
 from trans3dhead.errors import Trans3DHeadError
@@ -151,11 +152,7 @@ def _cached_crops(reader: AFLWCrops, cache_dir: Path) -> np.ndarray:
 
 
 def _human_labels(root, reader: AFLWCrops) -> dict:
-    """{crop index: (pts68 (68, 2) crop frame, visibility (68,))} from MERL-RAV, or {}."""
-    try:
-        from trans3dhead.data.merl_rav import MerlRav
-    except ImportError:
-        return {}
+    """{crop index: (pts68 (68, 2) crop frame, visibility (68,))} from MERL-RAV."""
     labels = MerlRav(root, reader).crop_labels()
     return {int(i): (p, v) for i, p, v in zip(labels["crop_index"], labels["pts68"], labels["visibility"])}
 

@@ -33,12 +33,6 @@ def bfm_to_crop(verts_bfm, crop_size: int = 120):
     return np.stack([x, y, z], -1)
 
 
-def crop_scale(box):
-    """(..., 2) scale (sx, sy) of a crop box per crop pixel of a 1-pixel crop (multiply by 1/size)."""
-    box = np.asarray(box, dtype=np.float64)
-    return np.stack([box[..., 2] - box[..., 0], box[..., 3] - box[..., 1]], -1)
-
-
 def crop_to_image(pts_crop, box, crop_size: int = 120):
     """(..., N, 2|3) crop-frame points -> image frame for crop box(es) (..., 4) = x0, y0, x1, y1.
 

@@ -242,13 +242,7 @@ class HeadAligner:
     def align_files(self, paths: Iterable, progress=None) -> Iterator[FileResult]:
         """Files -> one FileResult each, in order; a bad file gives its error and the rest go on.
         progress: called with the number of files done after each batch."""
-        batch: list = []
-        for path in paths:
-            batch.append(path)
-            if len(batch) == self.batch_size:
-                yield from self._align_file_batch(batch, progress)
-                batch = []
-        if batch:
+        for batch in _batched(paths, self.batch_size):
             yield from self._align_file_batch(batch, progress)
 
     def align_directory(self, folder, recursive: bool = True, progress: bool = True) -> Iterator[FileResult]:
@@ -275,13 +269,7 @@ class HeadAligner:
         from trans3dhead.inference.video import FaceSmoother, iter_frames
 
         smoother = FaceSmoother(min_cutoff, beta, enabled=smooth)
-        batch: list = []
-        for item in iter_frames(path):
-            batch.append(item)
-            if len(batch) == self.batch_size:
-                yield from self._align_frames(batch, smoother)
-                batch = []
-        if batch:
+        for batch in _batched(iter_frames(path), self.batch_size):
             yield from self._align_frames(batch, smoother)
 
     def _align_frames(self, batch: list, smoother) -> Iterator[FrameResult]:
@@ -330,6 +318,18 @@ class HeadAligner:
         crops = np.stack([extract_crop(images_bgr[i], b) for i, b in zip(owner, boxes)]) if owner else \
             np.zeros((0, CROP_SIZE, CROP_SIZE, 3), np.uint8)
         return self.network(crops, self.batch_size)
+
+
+def _batched(items: Iterable, size: int) -> Iterator[list]:
+    """Consecutive lists of at most size items (the last may be shorter), read lazily."""
+    batch: list = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _as_given(boxes) -> FaceDetector:
