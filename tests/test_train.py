@@ -65,9 +65,14 @@ def test_kill_and_resume_reproduces_uninterrupted_run(tmp_path):
         torch.testing.assert_close(resumed[name], value, atol=1e-5, rtol=1e-4, msg=name)
 
 
-def test_run_logs_terms_and_writes_loadable_weights(tmp_path):
+@pytest.mark.parametrize("labels", ["online", "cached"])
+def test_run_logs_terms_and_writes_loadable_weights(tmp_path, labels):
+    """Both label paths train: the online teacher, and cached labels (a data.limit run labels its
+    crops in memory and writes no cache)."""
     run = tmp_path / "run"
-    _train(run, *_overrides(), "train.max_epochs=1")
+    cached = {"data.teacher_labels": tmp_path / "labels.npz"} if labels == "cached" else {}
+    _train(run, *_overrides(**cached), "train.max_epochs=1")
+    assert not (tmp_path / "labels.npz").exists()
     header = (run / "logs" / "version_0" / "metrics.csv").read_text().splitlines()[0]
     for term in ("landmark", "depth", "param", "vertex", "cross_branch", "euler", "total"):
         assert f"train/{term}" in header
@@ -76,7 +81,7 @@ def test_run_logs_terms_and_writes_loadable_weights(tmp_path):
     net = load_network(str(run / "checkpoints" / "last.ckpt"))
     lm, params = net(torch.rand(1, 3, 120, 120) * 255)
     assert lm.shape == (1, 68, 3) and params.shape == (1, 62)
-    again = _train(run, *_overrides(), check=False)
+    again = _train(run, *_overrides(**cached), check=False)
     assert again.returncode == 2 and "--resume" in again.stderr and "Traceback" not in again.stderr
 
 

@@ -19,11 +19,10 @@ def cmd_train(args) -> int:
 def cmd_label(args) -> int:
     import numpy as np
     import torch
-    from tqdm import tqdm
 
     from trans3dhead.data.aflw_crops import AFLWCrops
-    from trans3dhead.fileio import atomic_path
-    from trans3dhead.labels import Teacher, label_crops
+    from trans3dhead.labels import label_views
+    from trans3dhead.train import write_label_cache
     from trans3dhead.weights import load_network
 
     if args.threads:
@@ -31,16 +30,9 @@ def cmd_label(args) -> int:
     reader = AFLWCrops(args.data_root)
     n = min(args.limit or len(reader), len(reader))
     crops = np.stack([reader.read_crop(i) for i in range(n)])
-    teacher = Teacher(load_network(args.teacher), flip_average=not args.no_flip_average)
-    with tqdm(total=len(crops), desc="labelling") as bar:
-        labels = label_crops(teacher, crops, progress=bar.update)
-    with atomic_path(args.output, suffix=".npz") as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, names=np.array(reader.names[:n]), landmarks_crop=labels["lm"], params=labels["params"],
-                     pose_deg=labels["pose_deg"], teacher=np.array(args.teacher),
-                     flip_average=np.array(not args.no_flip_average),
-                     frame=np.array("package crop frame (pixels, origin at the crop's top-left corner)"))
-    print(f"wrote {args.output}: {len(crops)} crops labelled by {args.teacher}")
+    labels = label_views(load_network(args.teacher), crops)
+    write_label_cache(args.output, labels, reader.names[:n], args.teacher)
+    print(f"wrote {args.output}: {n} crops labelled by {args.teacher} (direct and mirrored views, flip-averaged)")
     return 0
 
 
@@ -53,11 +45,10 @@ def register(sub) -> None:
     tr.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.max_epochs=3")
     tr.set_defaults(func=cmd_train)
 
-    lb = sub.add_parser("label", help="cache teacher labels for the AFLW training crops")
+    lb = sub.add_parser("label", help="cache teacher labels for the AFLW training crops (use with data.teacher_labels=FILE)")
     lb.add_argument("--data-root", required=True, help="the aflw_crops folder")
     lb.add_argument("--teacher", default="3ddfa-mb05")
     lb.add_argument("-o", "--output", required=True, help=".npz to write")
-    lb.add_argument("--no-flip-average", action="store_true")
     lb.add_argument("--threads", type=int, default=None)
     lb.add_argument("--limit", type=int, default=None, help="label only the first N crops")
     lb.set_defaults(func=cmd_label)

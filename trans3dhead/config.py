@@ -25,7 +25,9 @@ class DataConfig:
     cache_dir: str = "cache"
     limit: int | None = None  # use only the first N training crops (tests, probes)
     teacher: str = "3ddfa-mb05"
-    teacher_flip_average: bool = True
+    teacher_flip_average: bool = True  # online teacher only; cached labels are always flip-averaged
+    # Cached teacher labels (made once, ~2 min for all crops): a .npz path, or None for the online teacher
+    teacher_labels: str | None = None
 
 
 @dataclass

@@ -6,6 +6,13 @@ S - x and the left/right permutation) and averaged with the direct ones, and its
 teacher (its +0.7 px x offset on frontal AFLW2000-3D faces) and halves part of its noise. The
 parameters are taken from the direct view (shape and expression bases are not mirror-symmetric).
 Landmarks are in the package crop frame and carry the teacher's own remaining (vertical) offset.
+
+Cached labels (``label_views``, ``transform_labels``): the teacher labels every crop once, as seen
+directly and mirrored; a training sample warped by a similarity m (and possibly mirrored) then gets
+its labels by moving the cached ones with the same m: landmarks exactly, the 3x4 pose of the
+parameters by the equivalent 3D similarity (rotation about the viewing axis, scale, shift), so the
+parameters still decode to the moved landmarks' frame. This replaces two teacher forwards per
+training crop (~35 % of a step) and gives one label per face whatever the augmentation.
 """
 from __future__ import annotations
 
@@ -14,6 +21,7 @@ import torch
 from torch import nn
 
 from trans3dhead.data.transforms import FLIP_PERM_68
+from trans3dhead.face_model.frames import bfm_to_crop
 from trans3dhead.face_model.pose import pose_deg_from_params
 
 _MIRROR_POSE = torch.tensor([-1.0, 1.0, -1.0])  # yaw, pitch, roll under a horizontal mirror
@@ -66,3 +74,71 @@ def label_crops(teacher: Teacher, crops_bgr: np.ndarray, batch_size: int = 200, 
         if progress is not None:
             progress(len(x))
     return {k: np.concatenate(v).astype(np.float32) for k, v in out.items()}
+
+
+VIEW_KEYS = ("lm", "params", "pose_deg")
+
+
+@torch.no_grad()
+def label_views(net: nn.Module, crops_bgr: np.ndarray, batch_size: int = 200, progress=None) -> dict:
+    """Flip-averaged teacher labels of each crop as seen directly and mirrored.
+
+    (N, S, S, 3) uint8 BGR -> {"lm", "params", "pose_deg"} for the direct view and the same keys
+    prefixed "mirror_" for the mirrored crop (its landmarks are the mirrored flip-averaged ones,
+    exactly; its parameters are the teacher's on the mirrored crop). Two forwards per crop.
+    """
+    teacher = Teacher(net, flip_average=False)
+    out = {k: [] for k in VIEW_KEYS + tuple("mirror_" + k for k in VIEW_KEYS)}
+    perm = torch.as_tensor(FLIP_PERM_68)
+    for i in range(0, len(crops_bgr), batch_size):
+        x = torch.from_numpy(np.ascontiguousarray(crops_bgr[i:i + batch_size])).permute(0, 3, 1, 2).float()
+        b, size = len(x), x.shape[-1]
+        t = teacher(torch.cat([x, x.flip(-1)]))
+        lm_m = t["lm"][b:, perm].clone()
+        lm_m[..., 0] = size - lm_m[..., 0]
+        lm = (t["lm"][:b] + lm_m) / 2
+        mirror_lm = lm[:, perm].clone()
+        mirror_lm[..., 0] = size - mirror_lm[..., 0]
+        pose = (t["pose_deg"][:b] + t["pose_deg"][b:] * _MIRROR_POSE) / 2
+        views = {"lm": lm, "params": t["params"][:b], "pose_deg": pose, "mirror_lm": mirror_lm,
+                 "mirror_params": t["params"][b:], "mirror_pose_deg": pose * _MIRROR_POSE}
+        for k, v in views.items():
+            out[k].append(v.numpy())
+        if progress is not None:
+            progress(b)
+    return {k: np.concatenate(v).astype(np.float32) for k, v in out.items()}
+
+
+def _crop_from_bfm(crop_size: int) -> np.ndarray:
+    """4x4 homogeneous matrix of bfm_to_crop (an affine map), read off from its action on a basis."""
+    basis = np.vstack([np.zeros(3), np.eye(3)])
+    img = bfm_to_crop(basis, crop_size)
+    a = np.eye(4)
+    a[:3, 3] = img[0]
+    a[:3, :3] = (img[1:] - img[0]).T
+    return a
+
+
+def transform_labels(labels: dict, m: np.ndarray, crop_size: int = 120) -> dict:
+    """Move one face's labels {"lm" (68, 3), "params" (62,), "pose_deg" (3,)} by the 2x3 crop
+    similarity m (package frame): x, y by m, depth scaled by m's scale, the parameters' 3x4 pose
+    by the same 3D similarity, the Euler angles by the change of the parameters' own decode."""
+    k = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
+    g = np.eye(4)
+    g[:2, :2], g[:2, 3], g[2, 2] = m[:, :2], m[:, 2], k
+    c = _crop_from_bfm(crop_size)
+    h = np.linalg.inv(c) @ g @ c  # the move expressed in the BFM frame
+    params = labels["params"].astype(np.float64)
+    pose = np.vstack([params[:12].reshape(3, 4), [0, 0, 0, 1]])
+    moved = params.copy()
+    moved[:12] = (h @ pose)[:3].reshape(12)
+    lm = labels["lm"].astype(np.float64)
+    lm_out = np.empty_like(lm)
+    lm_out[:, :2] = lm[:, :2] @ m[:, :2].T + m[:, 2]
+    lm_out[:, 2] = lm[:, 2] * k
+    d_pose = pose_deg_from_params(moved[None]) - pose_deg_from_params(params[None])
+    # The teacher's 3x4 pose is not exactly a scaled rotation, so P2sRt's yaw and pitch also move a
+    # little (up to ~5 deg) under an in-plane rotation: shift all three by the decode's own change.
+    pose_deg = (labels["pose_deg"].astype(np.float64) + d_pose[0] + 180.0) % 360.0 - 180.0
+    return {"lm": lm_out.astype(np.float32), "params": moved.astype(np.float32),
+            "pose_deg": pose_deg.astype(np.float32)}

@@ -1,10 +1,11 @@
 """Lightning glue for training Trans3DHead: the system (model + loss + teacher + optimiser), the
 data module over the AFLW training crops, and the run launcher. No layers are defined here.
 
-Labels come from an online teacher run on each geometrically augmented crop (so every geometric
-augmentation is exact), optionally plus MERL-RAV human landmarks mapped onto the crops. The
-student sees the same crop after photometric augmentation and occluders, which the teacher
-never sees. Seeds fix the sampler order and every sample's augmentation per (seed, epoch,
+Labels come from the teacher, either cached once per crop (direct and mirrored views, moved
+exactly with each sample's similarity; ``data.teacher_labels``) or run online on each
+geometrically augmented crop, optionally plus MERL-RAV human landmarks mapped onto the crops.
+The student sees the crop after photometric augmentation and occluders, which the teacher never
+sees. Seeds fix the sampler order and every sample's augmentation per (seed, epoch,
 index), so a run resumed from an epoch-end checkpoint reproduces the uninterrupted run.
 """
 from __future__ import annotations
@@ -28,22 +29,24 @@ from trans3dhead.errors import Trans3DHeadError
 from trans3dhead.evaluate import nme_per_face
 from trans3dhead.face_model.pose import pose_deg_from_params
 from trans3dhead.fileio import atomic_path, atomic_write_text
-from trans3dhead.labels import Teacher
+from trans3dhead.labels import VIEW_KEYS, Teacher, label_views, transform_labels
 from trans3dhead.losses import MultiInformationLoss
 from trans3dhead.model.trans3dhead import build_model
 from trans3dhead.weights import load_network, read_weights, resolve_weights
 
 CROP_SIZE = 120
 INNER = slice(17, 68)
+_MIRROR = np.array([[-1.0, 0, CROP_SIZE], [0, 1.0, 0], [0, 0, 1.0]])  # x -> S - x, package frame
 
 
 class CropDataset(Dataset):
     """Training or validation crops; items are uint8 CHW tensors plus optional human labels."""
 
     def __init__(self, crops: np.ndarray, indices: np.ndarray, augment: AugmentConfig | None, seed: int,
-                 human: dict | None = None):
+                 human: dict | None = None, labels: dict | None = None):
         self.crops, self.indices, self.augment, self.seed = crops, indices, augment, seed
         self.human = human or {}
+        self.labels = labels  # label_views() arrays indexed like crops, or None (online teacher)
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -55,7 +58,7 @@ class CropDataset(Dataset):
         human = self.human.get(idx)
         pts = None if human is None else human[0].copy()
         vis = None if human is None else human[1]
-        student = img
+        student, m, view = img, np.array([[1.0, 0, 0], [0, 1.0, 0]]), ""
         if self.augment is not None:
             rng = np.random.default_rng([self.seed, self.epoch, idx])
             m = similarity(rng, self.augment, CROP_SIZE)
@@ -66,10 +69,15 @@ class CropDataset(Dataset):
                 img = np.ascontiguousarray(flip_image(img))
                 if pts is not None:
                     pts, vis = flip_points(pts, CROP_SIZE), vis[..., FLIP_PERM_68]
+                m, view = _MIRROR @ np.vstack([m, [0, 0, 1]]) @ _MIRROR, "mirror_"  # flip(warp(c, m)) = warp(flip(c), m')
+                m = m[:2]
             student = photometric(img, rng, self.augment)
         item = {"clean": torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1),
                 "student": torch.from_numpy(np.ascontiguousarray(student)).permute(2, 0, 1),
                 "index": idx}
+        if self.labels is not None:
+            moved = transform_labels({k: self.labels[view + k][idx] for k in VIEW_KEYS}, m, CROP_SIZE)
+            item.update({"teacher_" + k: torch.from_numpy(v) for k, v in moved.items()})
         if pts is None:
             pts, w = np.zeros((68, 2), np.float32), np.zeros(68, np.float32)
         else:
@@ -125,9 +133,12 @@ class CropsDataModule(L.LightningDataModule):
             train_idx, val_idx = np.arange(len(train_idx)), np.arange(len(train_idx), len(used))
         else:
             self.crops = _cached_crops(reader, Path(d.cache_dir))
+        labels = None
+        if d.teacher_labels:
+            labels = _cached_labels(self.crops, d, None if d.limit else reader.names)
         seed = self.config.train.seed
-        self.train_set = CropDataset(self.crops, train_idx, self.config.augment, seed, human)
-        self.val_set = CropDataset(self.crops, val_idx, None, seed, human)
+        self.train_set = CropDataset(self.crops, train_idx, self.config.augment, seed, human, labels)
+        self.val_set = CropDataset(self.crops, val_idx, None, seed, human, labels)
         self.sampler = EpochSampler(self.train_set, seed)
 
     def train_dataloader(self):
@@ -149,6 +160,34 @@ def _cached_crops(reader: AFLWCrops, cache_dir: Path) -> np.ndarray:
     with atomic_path(path, suffix=".npy") as tmp:
         np.save(tmp, arr)
     return arr
+
+
+def _cached_labels(crops: np.ndarray, d, names: list[str] | None) -> dict:
+    """Teacher labels of every crop (label_views), kept in d.teacher_labels with their provenance.
+
+    names None (a run limited to a few crops): labelled in memory, nothing written."""
+    if names is None:
+        return label_views(load_network(d.teacher), crops)
+    path = Path(d.teacher_labels)
+    if path.is_file():
+        z = np.load(path)
+        if str(z["teacher"]) != d.teacher or list(z["names"]) != list(names):
+            raise Trans3DHeadError(f"{path}: made by {z['teacher']} for other crops; delete it to relabel")
+        return {k: z[k] for k in z.files if k.removeprefix("mirror_") in VIEW_KEYS}
+    print(f"labelling {len(crops)} crops with {d.teacher} into {path} (once)", flush=True)
+    labels = label_views(load_network(d.teacher), crops)
+    write_label_cache(path, labels, names, d.teacher)
+    return labels
+
+
+def write_label_cache(path, labels: dict, names, teacher: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path, suffix=".npz") as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, names=np.array(names), teacher=np.array(teacher), flip_average=np.array(True),
+                     frame=np.array("package crop frame (pixels, origin at the crop's top-left corner)"),
+                     **labels)
 
 
 def _human_labels(root, reader: AFLWCrops) -> dict:
@@ -185,8 +224,15 @@ class Trans3DHeadSystem(L.LightningModule):
     def forward(self, crops):
         return self.model(crops)
 
+    def _targets(self, batch) -> dict:
+        if "teacher_lm" in batch:  # cached labels, already moved with the sample's augmentation
+            params = batch["teacher_params"]
+            return {"lm": batch["teacher_lm"], "params": params, "params_norm": self.model.face_model.normalize(params),
+                    "pose_deg": batch["teacher_pose_deg"]}
+        return self.teacher(batch["clean"].float())
+
     def training_step(self, batch, batch_idx):
-        target = self.teacher(batch["clean"].float())
+        target = self._targets(batch)
         target["human_lm"], target["human_weight"] = batch["human_lm"], batch["human_weight"]
         lm, params_norm = self.model(batch["student"].float())
         total, terms = self.criterion(lm, params_norm, target)
@@ -201,7 +247,7 @@ class Trans3DHeadSystem(L.LightningModule):
         return total
 
     def validation_step(self, batch, batch_idx):
-        target = self.teacher(batch["clean"].float())
+        target = self._targets(batch)
         lm, params_norm = self.model(batch["clean"].float())
         params = self.model.face_model.denormalize(params_norm[-1])
         lm_3dmm = self.model.face_model.landmarks_crop(params, self.config.model.crop_size)
