@@ -106,3 +106,22 @@ def test_cached_labels_follow_the_online_teacher_under_augmentation():
     # a wrong mirror or similarity puts labels tens of pixels off: check the test would see it
     wrong = nme_per_face(cached[:, :, :2][:, ::-1].copy(), online["lm"].numpy()[:, :, :2])
     assert wrong.mean() > 10
+
+
+def test_a_label_cache_for_other_crops_or_teacher_is_refused(tmp_path):
+    """A stale cache is an error naming the file, never silently used for the wrong crops."""
+    import pytest
+
+    from trans3dhead.config import DataConfig
+    from trans3dhead.errors import Trans3DHeadError
+    from trans3dhead.train import _cached_labels, write_label_cache
+    crops = _crops(2).permute(0, 2, 3, 1).numpy().astype(np.uint8)
+    path = tmp_path / "labels.npz"
+    labels = {k: np.zeros((2, 1), np.float32) for k in ("lm", "params", "pose_deg")}
+    write_label_cache(path, labels, ["a.jpg", "b.jpg"], "3ddfa-mb05")
+    d = DataConfig(teacher_labels=str(path))
+    assert set(_cached_labels(crops, d, ["a.jpg", "b.jpg"])) == {"lm", "params", "pose_deg"}
+    with pytest.raises(Trans3DHeadError, match="labels.npz.*other crops"):
+        _cached_labels(crops, d, ["a.jpg", "c.jpg"])
+    with pytest.raises(Trans3DHeadError, match="labels.npz: labels made by 3ddfa-mb05, not other"):
+        _cached_labels(crops, DataConfig(teacher_labels=str(path), teacher="other"), ["a.jpg", "b.jpg"])

@@ -171,8 +171,10 @@ def _cached_labels(crops: np.ndarray, d, names: list[str] | None) -> dict:
     path = Path(d.teacher_labels)
     if path.is_file():
         z = np.load(path)
-        if str(z["teacher"]) != d.teacher or list(z["names"]) != list(names):
-            raise Trans3DHeadError(f"{path}: made by {z['teacher']} for other crops; delete it to relabel")
+        if str(z["teacher"]) != d.teacher:
+            raise Trans3DHeadError(f"{path}: labels made by {z['teacher']}, not {d.teacher}; delete it to relabel")
+        if list(z["names"]) != list(names):
+            raise Trans3DHeadError(f"{path}: labels made for other crops than {d.crops_root}; delete it to relabel")
         return {k: z[k] for k in z.files if k.removeprefix("mirror_") in VIEW_KEYS}
     print(f"labelling {len(crops)} crops with {d.teacher} into {path} (once)", flush=True)
     labels = label_views(load_network(d.teacher), crops)
