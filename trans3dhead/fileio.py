@@ -32,3 +32,38 @@ def atomic_write_text(path, text: str) -> None:
 def atomic_write_bytes(path, data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
+
+
+class AtomicOutput:
+    """A streamed output written under a temporary name (``self.tmp``): close() renames it into
+    place, abort() (or an exception inside a with-block) removes it. Subclasses open their handle
+    on ``self.tmp`` and release it in ``_release``."""
+
+    def __init__(self, path, suffix: str | None = None):
+        self.path = Path(path)
+        self._ctx = atomic_path(self.path, suffix=suffix)
+        self.tmp = self._ctx.__enter__()
+
+    def _release(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self._release()
+        self._ctx.__exit__(None, None, None)
+
+    def abort(self) -> None:
+        self._release()
+        try:
+            self._ctx.__exit__(RuntimeError, RuntimeError("aborted"), None)
+        except RuntimeError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+        return False

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from trans3dhead.errors import Trans3DHeadError
-from trans3dhead.fileio import atomic_path
+from trans3dhead.fileio import AtomicOutput
 from trans3dhead.inference.aligner import FaceResult
 
 DEFAULT_FPS = 30.0  # when the container does not say
@@ -67,33 +67,23 @@ def iter_frames(path) -> Iterator[tuple[int, float, np.ndarray]]:
         cap.release()
 
 
-class VideoSink:
+class VideoSink(AtomicOutput):
     """An annotated video written to a temporary name and renamed by close() (MJPG for .avi,
     mp4v otherwise: both encode and decode with opencv-python's bundled FFmpeg)."""
 
     def __init__(self, path, fps: float, size: tuple[int, int]):
-        self.path = Path(path)
-        self._ctx = atomic_path(self.path)
-        tmp = self._ctx.__enter__()
+        super().__init__(path)
         fourcc = cv2.VideoWriter_fourcc(*("MJPG" if self.path.suffix.lower() == ".avi" else "mp4v"))
-        self._writer = cv2.VideoWriter(str(tmp), fourcc, fps, size)
+        self._writer = cv2.VideoWriter(str(self.tmp), fourcc, fps, size)
         if not self._writer.isOpened():
-            self._ctx.__exit__(RuntimeError, None, None)
+            self.abort()
             raise Trans3DHeadError(f"{self.path}: cannot open a video writer for this file type; use .mp4 or .avi")
 
     def write(self, frame_bgr: np.ndarray) -> None:
         self._writer.write(frame_bgr)
 
-    def close(self) -> None:
+    def _release(self) -> None:
         self._writer.release()
-        self._ctx.__exit__(None, None, None)
-
-    def abort(self) -> None:
-        self._writer.release()
-        try:
-            self._ctx.__exit__(RuntimeError, RuntimeError("aborted"), None)
-        except RuntimeError:
-            pass
 
 
 class OneEuroFilter:

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import io
 import json
-from pathlib import Path
 
 import numpy as np
 
-from trans3dhead.fileio import atomic_path, atomic_write_text
+from trans3dhead.fileio import AtomicOutput, atomic_path, atomic_write_text
 from trans3dhead.inference.aligner import FaceResult, Mesh
 
 SCHEMA = "trans3dhead/predict"
@@ -72,41 +71,21 @@ def write_json(path, doc: dict) -> None:
     atomic_write_text(path, json.dumps(doc, indent=1) + "\n")
 
 
-class JsonLinesWriter:
+class JsonLinesWriter(AtomicOutput):
     """One JSON document per line, written to a temporary file and renamed by close(); abort()
     (or an exception inside a with-block) removes it instead."""
 
     def __init__(self, path):
-        self.path = Path(path)
-        self._ctx = atomic_path(self.path, suffix=".jsonl")
-        self._tmp = self._ctx.__enter__()
-        self._file = open(self._tmp, "w")
+        super().__init__(path, suffix=".jsonl")
+        self._file = open(self.tmp, "w")
         self.count = 0
 
     def write(self, doc: dict) -> None:
         self._file.write(json.dumps(doc, separators=(",", ":")) + "\n")
         self.count += 1
 
-    def close(self) -> None:
+    def _release(self) -> None:
         self._file.close()
-        self._ctx.__exit__(None, None, None)
-
-    def abort(self) -> None:
-        self._file.close()
-        try:
-            self._ctx.__exit__(RuntimeError, RuntimeError("aborted"), None)
-        except RuntimeError:
-            pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
-        return False
 
 
 def vertex_colors(image_bgr: np.ndarray, vertices: np.ndarray) -> np.ndarray:
