@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trans3dhead.data.io import load_mat, load_npz, read_image_bgr, require_dir
+from trans3dhead.data.io import load_dataset_npz, load_mat, read_image_bgr
 from trans3dhead.data.sample import FaceSample
 from trans3dhead.errors import Trans3DHeadError
 from trans3dhead.face_model.frames import MATLAB_TO_PKG, roi_box_from_landmarks
@@ -24,12 +24,8 @@ class AFLW2000_3D:
     """Reader for ``<root>`` = .../aflw2000_3d with images/, crops_120/ and aflw2000_3d_meta.npz."""
 
     def __init__(self, root):
-        self.root = require_dir(root, "AFLW2000-3D data root")
-        meta_path = self.root / "aflw2000_3d_meta.npz"
-        if not meta_path.is_file():
-            raise Trans3DHeadError(f"{self.root}: not an AFLW2000-3D folder (no aflw2000_3d_meta.npz); "
-                                   "pass --data-root .../aflw2000_3d")
-        meta = load_npz(meta_path, ("names", "pts68", "yaw_bin_deg", "roi_box"), "AFLW2000-3D meta")
+        self.root, meta = load_dataset_npz(root, "aflw2000_3d_meta.npz", ("names", "pts68", "yaw_bin_deg", "roi_box"),
+                                           "AFLW2000-3D", hint="pass --data-root .../aflw2000_3d")
         self.names = [str(n) for n in meta["names"]]
         self.landmarks_stored = meta["pts68"].transpose(0, 2, 1).astype(np.float64)  # (N, 68, 3)
         self.yaw_bin_deg = meta["yaw_bin_deg"].astype(np.float64)

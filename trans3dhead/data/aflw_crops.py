@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from trans3dhead.data.io import load_npz, read_image_bgr, require_dir
+from trans3dhead.data.io import load_dataset_npz, read_image_bgr
 from trans3dhead.data.sample import FaceSample
-from trans3dhead.errors import Trans3DHeadError
 from trans3dhead.face_model.frames import image_to_crop
 
 CROP_SIZE = 120
@@ -20,11 +19,8 @@ class AFLWCrops:
     """Reader for ``<root>`` = .../aflw_crops with images/ and aflw_crops_meta.npz."""
 
     def __init__(self, root):
-        self.root = require_dir(root, "AFLW crops data root")
-        meta_path = self.root / "aflw_crops_meta.npz"
-        if not meta_path.is_file():
-            raise Trans3DHeadError(f"{self.root}: not an AFLW crops folder (no aflw_crops_meta.npz)")
-        meta = load_npz(meta_path, ("names", "pts21", "roi_box", "yaw_deg"), "AFLW crops meta")
+        self.root, meta = load_dataset_npz(root, "aflw_crops_meta.npz", ("names", "pts21", "roi_box", "yaw_deg"),
+                                           "AFLW crops")
         self.names = [str(n) for n in meta["names"]]
         self.roi_box = meta["roi_box"].astype(np.float64)
         self.yaw_deg = meta["yaw_deg"].astype(np.float64)

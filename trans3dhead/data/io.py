@@ -53,3 +53,12 @@ def load_npz(path, keys: tuple[str, ...], what: str) -> dict:
         raise
     except Exception as exc:
         raise Trans3DHeadError(f"{p}: unreadable {what} ({type(exc).__name__})") from None
+
+
+def load_dataset_npz(root, file_name: str, keys: tuple[str, ...], what: str, hint: str = "") -> tuple[Path, dict]:
+    """Open a dataset folder by its marker file: (folder, arrays), one-line errors naming both."""
+    folder = require_dir(root, f"{what} data root")
+    path = folder / file_name
+    if not path.is_file():
+        raise Trans3DHeadError(f"{folder}: not a {what} folder (no {file_name}){'; ' + hint if hint else ''}")
+    return folder, load_npz(path, keys, what)

@@ -62,7 +62,7 @@ from pathlib import Path
 import numpy as np
 
 from trans3dhead.data.aflw_crops import CROP_SIZE, AFLWCrops
-from trans3dhead.data.io import load_npz, require_dir
+from trans3dhead.data.io import load_dataset_npz
 from trans3dhead.errors import Trans3DHeadError
 from trans3dhead.face_model.frames import image_to_crop
 
@@ -166,12 +166,9 @@ class MerlRav:
     """
 
     def __init__(self, root, crops: AFLWCrops | str | Path):
-        self.root = require_dir(root, "MERL-RAV data root")
+        self.root, z = load_dataset_npz(root, "merl_rav_labels.npz", _KEYS, "MERL-RAV",
+                                        hint="pass .../shared/data/merl_rav")
         path = self.root / "merl_rav_labels.npz"
-        if not path.is_file():
-            raise Trans3DHeadError(f"{self.root}: not a MERL-RAV folder (no merl_rav_labels.npz); "
-                                   "pass .../shared/data/merl_rav")
-        z = load_npz(path, _KEYS, "MERL-RAV labels")
         n = len(z["names"])
         if z["pts68"].shape != (n, 68, 2) or z["visibility"].shape != (n, 68) or z["split"].shape != (n,):
             raise Trans3DHeadError(f"{path}: expected pts68 (N, 68, 2), visibility (N, 68) and split (N,), "
