@@ -91,3 +91,10 @@ def test_config_rejects_unknown_keys_and_bad_files(tmp_path):
     with pytest.raises(Trans3DHeadError, match="not found"):
         load_config(tmp_path / "nope.yaml")
     assert load_config(TINY, ["train.max_epochs=7"]).train.max_epochs == 7
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs").rglob("*.yaml")), ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_every_committed_config_loads(path):
+    """A config the docs cite must still parse against the current dataclasses (no stale keys)."""
+    config = load_config(path)
+    assert config.name and config.train.max_epochs >= 1
