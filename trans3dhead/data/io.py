@@ -60,5 +60,6 @@ def load_dataset_npz(root, file_name: str, keys: tuple[str, ...], what: str, hin
     folder = require_dir(root, f"{what} data root")
     path = folder / file_name
     if not path.is_file():
-        raise Trans3DHeadError(f"{folder}: not a {what} folder (no {file_name}){'; ' + hint if hint else ''}")
+        article = "an" if what[0] in "AEIOU" else "a"  # "an AFLW crops folder", "a MERL-RAV folder"
+        raise Trans3DHeadError(f"{folder}: not {article} {what} folder (no {file_name}){'; ' + hint if hint else ''}")
     return folder, load_npz(path, keys, what)

@@ -87,6 +87,7 @@ REJECT_FACTOR = 2.5
 REJECT_FLOOR_PX = 1.0
 REJECT_ROUNDS = 2
 
+_LABELS_FILE = "merl_rav_labels.npz"
 _KEYS = ("names", "pts68", "visibility", "split")
 
 
@@ -166,9 +167,8 @@ class MerlRav:
     """
 
     def __init__(self, root, crops: AFLWCrops | str | Path):
-        self.root, z = load_dataset_npz(root, "merl_rav_labels.npz", _KEYS, "MERL-RAV",
-                                        hint="pass .../shared/data/merl_rav")
-        path = self.root / "merl_rav_labels.npz"
+        self.root, z = load_dataset_npz(root, _LABELS_FILE, _KEYS, "MERL-RAV", hint="pass .../shared/data/merl_rav")
+        path = self.root / _LABELS_FILE
         n = len(z["names"])
         if z["pts68"].shape != (n, 68, 2) or z["visibility"].shape != (n, 68) or z["split"].shape != (n,):
             raise Trans3DHeadError(f"{path}: expected pts68 (N, 68, 2), visibility (N, 68) and split (N,), "
