@@ -17,6 +17,9 @@ from trans3dhead.losses import LossConfig
 from trans3dhead.model.trans3dhead import ModelConfig
 
 
+NEAR_DUPLICATES = "../shared/data/aflw_crops/excluded_near_duplicates_of_aflw2000_3d.csv"
+
+
 @dataclass
 class DataConfig:
     crops_root: str = "../shared/data/aflw_crops"
@@ -28,6 +31,9 @@ class DataConfig:
     teacher_flip_average: bool = True  # online teacher only; cached labels are always flip-averaged
     # Cached teacher labels (made once, ~2 min for all crops): a .npz path, or None for the online teacher
     teacher_labels: str | None = None
+    # Crops never trained or validated on (CSV files with a crop_name column): the near-duplicates of
+    # AFLW2000-3D photos by default. The shipped weights of before this list set it to [].
+    exclude: list[str] = field(default_factory=lambda: [NEAR_DUPLICATES])
 
 
 @dataclass

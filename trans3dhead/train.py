@@ -21,7 +21,7 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from trans3dhead.config import Config, config_to_dict, dump_config
-from trans3dhead.data.aflw_crops import AFLWCrops
+from trans3dhead.data.aflw_crops import AFLWCrops, read_exclusion_list
 from trans3dhead.data.merl_rav import MerlRav
 from trans3dhead.data.transforms import (FLIP_PERM_68, AugmentConfig, apply_points, flip_image, flip_points,
                                          photometric, similarity, warp_pkg)
@@ -119,7 +119,14 @@ class CropsDataModule(L.LightningDataModule):
             raise Trans3DHeadError(f"validation split file not found: {val_path}")
         val_names = {ln.strip() for ln in val_path.read_text().splitlines() if ln.strip() and not ln.startswith("#")}
         is_val = np.array([n in val_names for n in reader.names])
-        train_idx, val_idx = np.flatnonzero(~is_val), np.flatnonzero(is_val)
+        excluded, self.exclusions = set(), []
+        for path in d.exclude:
+            names, record = read_exclusion_list(path)
+            record["in_validation_split"] = int(sum(n in val_names for n in names))
+            excluded |= names
+            self.exclusions.append(record)
+        keep = np.array([n not in excluded for n in reader.names])
+        train_idx, val_idx = np.flatnonzero(~is_val & keep), np.flatnonzero(is_val & keep)
         if d.limit:
             train_idx = train_idx[:d.limit]
         if self.config.train.limit_val:
@@ -140,6 +147,11 @@ class CropsDataModule(L.LightningDataModule):
         self.train_set = CropDataset(self.crops, train_idx, self.config.augment, seed, human, labels)
         self.val_set = CropDataset(self.crops, val_idx, None, seed, human, labels)
         self.sampler = EpochSampler(self.train_set, seed)
+        self.summary = {"train_crops": int(len(train_idx)), "val_crops": int(len(val_idx)),
+                        "human_labelled_train_crops": int(sum(int(i) in human for i in train_idx)),
+                        "exclusions": self.exclusions}
+        print(f"crops: {len(train_idx)} training, {len(val_idx)} validation "
+              f"({sum(r['count'] for r in self.exclusions)} listed in exclusion lists)", flush=True)
 
     def train_dataloader(self):
         return DataLoader(self.train_set, batch_size=self.config.train.batch_size, sampler=self.sampler,
@@ -308,7 +320,21 @@ def weights_payload(system: Trans3DHeadSystem) -> dict:
     return {"format": FORMAT, "version": 1, "arch": "trans3dhead", "model_config": asdict(system.config.model),
             "input": INPUT_SPEC, "landmark_frame": LANDMARK_FRAME, "state_dict": state,
             "provenance": {"config": config_to_dict(system.config), "epoch": system.current_epoch,
-                           "global_step": system.global_step}}
+                           "global_step": system.global_step, "code_commit": _code_commit(),
+                           "data": getattr(getattr(system.trainer, "datamodule", None), "summary", None)}}
+
+
+def _code_commit() -> str | None:
+    """The git commit of the code that trained (None outside a git checkout)."""
+    import subprocess
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, timeout=5, cwd=Path(__file__).resolve().parent).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (out.stdout.strip() + ("+dirty" if dirty else "")) if out.returncode == 0 else None
 
 
 class ProgressPrinter(L.Callback):

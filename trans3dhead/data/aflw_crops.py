@@ -6,9 +6,14 @@ see trans3dhead/labels.py (teacher) and data/merl_rav.py (human labels).
 """
 from __future__ import annotations
 
+import csv
+import hashlib
+from pathlib import Path
+
 import numpy as np
 
-from trans3dhead.data.io import load_dataset_npz, read_image_bgr
+from trans3dhead.data.io import load_dataset_npz, read_image_bgr, require_file
+from trans3dhead.errors import Trans3DHeadError
 from trans3dhead.data.sample import FaceSample
 from trans3dhead.face_model.frames import image_to_crop
 
@@ -51,3 +56,17 @@ class AFLWCrops:
         return FaceSample(name=self.names[i], image=self.read_crop(i),
                           box=np.array([0.0, 0.0, CROP_SIZE, CROP_SIZE]),
                           extra={"pts21": self.pts21_crop(i), "yaw_deg": self.yaw_deg[i]})
+
+
+def read_exclusion_list(path) -> tuple[set[str], dict]:
+    """Crop names listed in an exclusion CSV (column ``crop_name``) and a record of the list.
+
+    The record (file name, sha256 of the file's bytes, count) goes into every model card, so a
+    model says which crops it was trained and validated without."""
+    p = require_file(path, "exclusion list")
+    data = p.read_bytes()
+    rows = list(csv.DictReader(data.decode("utf-8").splitlines()))
+    if not rows or "crop_name" not in rows[0]:
+        raise Trans3DHeadError(f"{p}: not an exclusion list (needs a 'crop_name' column)")
+    names = {r["crop_name"].strip() for r in rows if r["crop_name"].strip()}
+    return names, {"file": Path(p).name, "sha256": hashlib.sha256(data).hexdigest(), "count": len(names)}
