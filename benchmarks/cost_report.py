@@ -23,7 +23,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from trans3dhead.config import apply_overrides, load_config
 from trans3dhead.inference.export import export_onnx_bytes
 from trans3dhead.model.reference import ReferenceMB05
-from trans3dhead.model.trans3dhead import ModelConfig, Trans3DHeadPredictor
+from trans3dhead.config import ModelConfig
+from trans3dhead.model.trans3dhead import Trans3DHeadPredictor
 
 ROOT = Path(__file__).resolve().parents[1]
 

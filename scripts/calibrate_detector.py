@@ -25,14 +25,14 @@ import numpy as np
 import torch
 
 from trans3dhead.data.aflw2000_3d import AFLW2000_3D
-from trans3dhead.evaluate import score_alignment
+from trans3dhead.evaluation.metrics import score_alignment
 from trans3dhead.face_model.frames import crop_to_image
 from trans3dhead.fileio import atomic_path, atomic_write_text
 from trans3dhead.inference.backends import build_backend
 from trans3dhead.inference.crops import CROP_SIZE, crop_box_from_landmarks, extract_crop
 from trans3dhead.inference.detectors import CropPolicy, RetinaFaceDetector
 from trans3dhead.inference.detectors.retinaface import RETINAFACE_CROP_POLICY
-from trans3dhead.inference.images import read_image_file
+from trans3dhead.fileio import read_image_file
 
 MIN_IOU = 0.3
 CACHE_SCORE_FLOOR = 0.3  # detections are cached down to this score so thresholds can be compared

@@ -13,8 +13,8 @@ import torch
 
 from trans3dhead.data.aflw_crops import AFLWCrops
 from trans3dhead.data.merl_rav import MerlRav
-from trans3dhead.evaluate import nme_per_face
-from trans3dhead.labels import Teacher, label_crops
+from trans3dhead.evaluation.metrics import nme_per_face
+from trans3dhead.training.labels import Teacher, label_crops
 from trans3dhead.weights import load_network, predict_crops
 
 INNER = slice(17, 68)

@@ -27,13 +27,13 @@ def test_bundled_photo_json_mesh_overlay(tmp_path, capsys):
     code, err = run([photo_path(), "-o", tmp_path, "--mesh", "obj", "--render"], capsys)
     assert code == 0, err
     doc = json.loads((tmp_path / "example_astronaut.json").read_text())
-    assert doc["schema"] == "trans3dhead/predict" and doc["schema_version"] == 1
+    assert doc["schema"] == "trans3dhead/predict" and doc["schema_version"] == 2
     assert doc["image_size"] == {"width": 512, "height": 512} and doc["model"] == MODEL
     (face,) = doc["faces"]
     assert np.array(face["landmarks_3d"]).shape == (68, 3) and np.array(face["landmarks_2d"]).shape == (68, 2)
-    assert abs(face["pose"]["yaw_deg"]) < 15 and np.array(face["pose"]["rotation"]).shape == (3, 3)
+    assert abs(face["pose"]["yaw"]) < 15 and np.array(face["pose"]["rotation"]).shape == (3, 3)
     assert len(face["params"]) == 62 and len(face["shape_params"]) == 40 and len(face["expression_params"]) == 10
-    assert np.array(face["camera_matrix"]).shape == (3, 4) and len(face["translation"]) == 3
+    assert np.array(face["camera_matrix"]).shape == (3, 4) and len(face["pose"]["translation"]) == 3 and face["pose"]["scale"] > 0
     assert doc["meshes"] == ["example_astronaut_face0.obj"]
     obj = (tmp_path / "example_astronaut_face0.obj").read_text().splitlines()
     assert sum(line.startswith("v ") for line in obj) == 38365 and sum(line.startswith("f ") for line in obj) == 76073
@@ -94,7 +94,7 @@ def test_folder_with_bad_inputs(tmp_path, capsys):
     # the good images were processed, faces found in every kind of pixel format
     for name in ("colour", "sub/gray", "rgba", "sixteen"):
         doc = json.loads((out / "photos" / f"{name}.json").read_text())
-        assert len(doc["faces"]) == 1 and abs(doc["faces"][0]["pose"]["yaw_deg"]) < 15, name
+        assert len(doc["faces"]) == 1 and abs(doc["faces"][0]["pose"]["yaw"]) < 15, name
     assert json.loads((out / "photos" / "noface.json").read_text())["faces"] == []
     # the folder's JSON Lines: one line per input, the failures as error records
     rows = [json.loads(line) for line in (out / "photos.jsonl").read_text().splitlines()]

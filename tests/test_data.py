@@ -10,7 +10,7 @@ import scipy.io
 
 from trans3dhead.data.aflw2000_3d import AFLW2000_3D
 from trans3dhead.data.aflw_crops import AFLWCrops
-from trans3dhead.data.io import load_mat, load_npz, read_image_bgr
+from trans3dhead.fileio import load_mat, load_npz, read_image_file
 from trans3dhead.errors import Trans3DHeadError
 from trans3dhead.face_model.frames import image_to_crop, warp_crop
 
@@ -45,7 +45,7 @@ def test_aflw2000_sample(aflw2000):
     assert s.landmarks.shape == (68, 3) and s.landmarks.dtype == np.float32
     np.testing.assert_allclose(s.landmarks, aflw2000.landmarks[5], atol=1e-4)
     np.testing.assert_allclose(s.pose_deg, aflw2000.pose_deg[5])
-    crop = read_image_bgr(aflw2000.crop_path(5))
+    crop = read_image_file(aflw2000.crop_path(5))
     assert crop.shape == (120, 120, 3)
 
 
@@ -76,8 +76,8 @@ def test_provided_crops_sample_the_matlab_box(aflw2000):
     for idx, margin in ((np.where(~clipped)[0][::120][:16], 0.8), (np.where(clipped)[0][::9][:6], 5.0)):
         sampled, given = [], []
         for i in idx:
-            image = read_image_bgr(aflw2000.image_path(i))
-            crop = read_image_bgr(aflw2000.crop_path(i)).astype(float)
+            image = read_image_file(aflw2000.image_path(i))
+            crop = read_image_file(aflw2000.crop_path(i)).astype(float)
             sampled.append(_crop_diff(image, crop, boxes[i]))
             given.append(_crop_diff(image, crop, aflw2000.roi_box[i]))
         assert np.mean(sampled) < 2.8, np.mean(sampled)
@@ -149,7 +149,7 @@ def test_corrupt_mat_and_image(tmp_path):
     bad_jpg = tmp_path / "image00002.jpg"
     bad_jpg.write_bytes(b"\xff\xd8 truncated")
     with pytest.raises(Trans3DHeadError) as e:
-        read_image_bgr(bad_jpg)
+        read_image_file(bad_jpg)
     _one_line(e, bad_jpg, "not a readable image")
 
 

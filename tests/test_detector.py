@@ -110,9 +110,9 @@ class CentreDetector(FaceDetector):
 def test_a_custom_detector_plugs_in():
     det = CentreDetector()
     aligner = HeadAligner(model=MODEL, detector=det, threads=1)
-    faces = aligner([photo_bgr(), photo_bgr()])
+    faces = aligner.align_batch([photo_bgr(), photo_bgr()])
     assert det.calls == 2 and [len(f) for f in faces] == [1, 1]
-    assert faces[0][0].score == 0.5 and abs(faces[0][0].yaw_deg) < 15
+    assert faces[0][0].score == 0.5 and abs(faces[0][0].pose.yaw) < 15
 
 
 def test_given_boxes_with_a_detector_policy():

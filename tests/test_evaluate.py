@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from trans3dhead.evaluate import (BIN_NAMES, AlignmentScores, format_table, nme_per_face, pose_mask, score_alignment,
+from trans3dhead.evaluation.metrics import (BIN_NAMES, AlignmentScores, format_table, nme_per_face, pose_mask, score_alignment,
                                   write_json, yaw_bins)
 
 

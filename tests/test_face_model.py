@@ -103,12 +103,12 @@ def test_reference_landmarks_on_provided_crops(aflw2000, aflw2000_crop_boxes, re
     Bounds: mean < 3.0, median face < 2.5, |offset| < 0.75 per axis (a half-pixel frame error
     moves the offset by 0.5; the offset of 50 faces varies by about 0.2), z correlation > 0.97.
     """
-    from trans3dhead.data.io import read_image_bgr
+    from trans3dhead.fileio import read_image_file
     from trans3dhead.face_model.frames import crop_to_image
     from trans3dhead.weights import predict_crops
 
     idx = np.arange(0, 2000, 40)
-    crops = np.stack([read_image_bgr(aflw2000.crop_path(i)) for i in idx])
+    crops = np.stack([read_image_file(aflw2000.crop_path(i)) for i in idx])
     lm_crop, params = predict_crops(reference_net, crops, batch_size=50)
     assert lm_crop.shape == (50, 68, 3) and params.shape == (50, 62)
     boxes = aflw2000_crop_boxes[idx]
@@ -128,9 +128,9 @@ def test_reference_landmarks_on_provided_crops(aflw2000, aflw2000_crop_boxes, re
 
 
 def test_reference_output_alone_equals_output_in_a_batch(aflw2000, reference_net):
-    from trans3dhead.data.io import read_image_bgr
+    from trans3dhead.fileio import read_image_file
 
-    crops = np.stack([read_image_bgr(aflw2000.crop_path(i)) for i in (0, 1, 2, 3)])
+    crops = np.stack([read_image_file(aflw2000.crop_path(i)) for i in (0, 1, 2, 3)])
     x = torch.from_numpy(crops).permute(0, 3, 1, 2).float()
     with torch.inference_mode():
         lm_batch, p_batch = reference_net(x)

@@ -24,7 +24,7 @@ from trans3dhead.errors import Trans3DHeadError
 from trans3dhead.face_model.bfm import load_bfm_arrays
 from trans3dhead.face_model.frames import crop_to_image, warp_crop
 from trans3dhead.face_model.pose import rotation_from_euler
-from trans3dhead.inference.aligner import FLIP_Y
+from trans3dhead.face_model.frames import FLIP_Y
 from trans3dhead.inference.crops import extract_crop
 from trans3dhead.weights import load_network
 
@@ -48,7 +48,7 @@ def test_frontal_photo(aligner):
     assert len(faces) == 1
     f = faces[0]
     assert isinstance(f, FaceResult)
-    assert abs(f.yaw_deg) < 15 and abs(f.pitch_deg) < 25 and abs(f.roll_deg) < 15
+    assert abs(f.pose.yaw) < 15 and abs(f.pose.pitch) < 25 and abs(f.pose.roll) < 15
     assert f.score > 0.9
     assert inside_box(f.landmarks_2d, f.box)
     assert f.landmarks_3d.shape == (68, 3) and f.shape_params.shape == (40,) and f.expression_params.shape == (10,)
@@ -62,7 +62,7 @@ def test_aflw_frontal_faces_match_ground_truth(aligner, name):
     best = min(faces, key=lambda f: nme(f.landmarks_2d, gt))
     # 3ddfa-mb05 averages 2.7 % on the [0, 30) bin; 6 % catches a wrong frame or crop policy
     assert nme(best.landmarks_2d, gt) < 6.0
-    assert abs(best.yaw_deg - aflw_pose_deg(name)[0]) < 10
+    assert abs(best.pose.yaw - aflw_pose_deg(name)[0]) < 10
     assert inside_box(best.landmarks_2d, best.box)
 
 
@@ -73,7 +73,7 @@ def test_yaw_sign_follows_pose_para(aligner, name):
     gt, _ = aflw_truth(name)
     best = min(faces, key=lambda f: nme(f.landmarks_2d, gt))
     truth = aflw_pose_deg(name)
-    assert np.sign(best.yaw_deg) == np.sign(truth[0]) and abs(best.yaw_deg - truth[0]) < 15
+    assert np.sign(best.pose.yaw) == np.sign(truth[0]) and abs(best.pose.yaw - truth[0]) < 15
 
 
 def test_input_kinds_agree(aligner):
@@ -89,7 +89,7 @@ def test_input_kinds_agree(aligner):
 
 def test_batch_equals_single(aligner):
     images = [photo_bgr(), aflw_path(FRONTAL_AFLW[0]), no_face_bgr(), aflw_path(FRONTAL_AFLW[1])]
-    batched = aligner(images)
+    batched = aligner.align_batch(images)
     assert isinstance(batched, list) and len(batched) == 4 and batched[2] == []
     for image, faces in zip(images, batched):
         single = aligner(image)
@@ -175,13 +175,13 @@ def test_small_boxes_crop_like_the_benchmark_warp():
 
 def test_pose_and_camera_are_consistent(aligner):
     face = aligner(photo_bgr())[0]
-    r = rotation_from_euler(*np.radians([face.yaw_deg, face.pitch_deg, face.roll_deg]))
-    np.testing.assert_allclose(face.rotation, r, atol=1e-6)
-    np.testing.assert_allclose(face.rotation @ face.rotation.T, np.eye(3), atol=1e-6)
+    r = rotation_from_euler(*np.radians([face.pose.yaw, face.pose.pitch, face.pose.roll]))
+    np.testing.assert_allclose(face.pose.rotation, r, atol=1e-6)
+    np.testing.assert_allclose(face.pose.rotation @ face.pose.rotation.T, np.eye(3), atol=1e-6)
     # documented: A[:, :3] ~ scale * diag(1, -1, 1) @ R.T (equal up to the network's non-orthogonality)
-    approx = face.scale * FLIP_Y @ face.rotation.T
-    assert np.abs(face.camera_matrix[:, :3] - approx).max() < 0.05 * face.scale
-    np.testing.assert_allclose(face.translation, face.camera_matrix[:, 3])
+    approx = face.pose.scale * FLIP_Y @ face.pose.rotation.T
+    assert np.abs(face.camera_matrix[:, :3] - approx).max() < 0.05 * face.pose.scale
+    np.testing.assert_allclose(face.pose.translation, face.camera_matrix[:, 3])
 
 
 def test_params_round_trip_to_the_network_output():

@@ -9,7 +9,8 @@ from test_inference_data import MODEL, photo_bgr, photo_path
 
 from trans3dhead import HeadAligner
 from trans3dhead.errors import Trans3DHeadError
-from trans3dhead.inference.images import _jpeg_segments_complete, load_image, read_image_file, to_bgr_uint8
+from trans3dhead.fileio import _jpeg_segments_complete, read_image_file, to_bgr_uint8
+from trans3dhead.inference.images import load_image
 
 
 def test_formats_become_bgr_uint8(tmp_path):
@@ -105,6 +106,6 @@ def test_ten_thousand_pixel_photo(tmp_path):
     aligner = HeadAligner(model=MODEL, threads=1)
     (ref,) = aligner(img)
     (got,) = aligner(path)
-    assert abs(got.yaw_deg - ref.yaw_deg) < 3 and abs(got.pitch_deg - ref.pitch_deg) < 3
+    assert abs(got.pose.yaw - ref.pose.yaw) < 3 and abs(got.pose.pitch - ref.pose.pitch) < 3
     expected = ref.landmarks_2d * 13 + [2000, 100]
     assert np.abs(got.landmarks_2d - expected).mean() < 13 * 1.5

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from trans3dhead.data.io import read_image_bgr
-from trans3dhead.data.transforms import flip_points
-from trans3dhead.labels import Teacher
+from trans3dhead.fileio import read_image_file
+from trans3dhead.face_model.landmarks68 import mirror_landmarks
+from trans3dhead.training.labels import Teacher
 from trans3dhead.weights import load_network
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -17,7 +17,7 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 def _crops(n=6):
     paths = sorted((DATA / "aflw_crops" / "images").glob("*.jpg"))[:n]
-    return torch.from_numpy(np.stack([read_image_bgr(p) for p in paths])).permute(0, 3, 1, 2).float()
+    return torch.from_numpy(np.stack([read_image_file(p) for p in paths])).permute(0, 3, 1, 2).float()
 
 
 def test_flip_averaged_labels_are_mirror_equivariant():
@@ -25,11 +25,11 @@ def test_flip_averaged_labels_are_mirror_equivariant():
     teacher = Teacher(load_network("3ddfa-mb05"), flip_average=True)
     x = _crops()
     a, b = teacher(x), teacher(x.flip(-1))
-    mirrored = flip_points(b["lm"].numpy(), 120)
+    mirrored = mirror_landmarks(b["lm"].numpy(), 120)
     np.testing.assert_allclose(mirrored, a["lm"].numpy(), atol=1e-3)
     np.testing.assert_allclose(b["pose_deg"].numpy() * [-1, 1, -1], a["pose_deg"].numpy(), atol=1e-3)
     plain = Teacher(load_network("3ddfa-mb05"), flip_average=False)
-    gap = np.abs(flip_points(plain(x.flip(-1))["lm"].numpy(), 120) - plain(x)["lm"].numpy()).mean()
+    gap = np.abs(mirror_landmarks(plain(x.flip(-1))["lm"].numpy(), 120) - plain(x)["lm"].numpy()).mean()
     assert gap > 0.2, "without flip averaging the teacher is not mirror-consistent (measured ~1 px)"
 
 
@@ -63,7 +63,7 @@ def test_moved_parameters_decode_to_the_moved_landmarks():
     decode lands, and shifts the Euler angles as the decode's own angles move."""
     from trans3dhead.face_model.bfm import FaceModel
     from trans3dhead.face_model.pose import pose_deg_from_params
-    from trans3dhead.labels import transform_labels
+    from trans3dhead.training.labels import transform_labels
     fm = FaceModel(dense=False)
     t = Teacher(load_network("3ddfa-mb05"))(_crops())
     m = _similarity(15.0, 1.1, np.array([4.0, -3.0]))
@@ -89,11 +89,12 @@ def test_moved_parameters_decode_to_the_moved_landmarks():
 def test_cached_labels_follow_the_online_teacher_under_augmentation():
     """Cached labels moved with a crop's similarity (and mirror) agree with the teacher run on the
     augmented crop itself to within its own augmentation noise (measured ~1.1 % NME, 40 crops)."""
-    from trans3dhead.data.transforms import AugmentConfig, similarity, warp_pkg
-    from trans3dhead.evaluate import nme_per_face
-    from trans3dhead.train import CropDataset
+    from trans3dhead.config import AugmentConfig
+    from trans3dhead.data.transforms import similarity, warp_pkg
+    from trans3dhead.evaluation.metrics import nme_per_face
+    from trans3dhead.training.datamodule import CropDataset
     crops = _crops(12).permute(0, 2, 3, 1).numpy().astype(np.uint8)
-    from trans3dhead.labels import label_views
+    from trans3dhead.training.labels import label_views
     net = load_network("3ddfa-mb05")
     labels = label_views(net, crops)
     aug = AugmentConfig(flip=0.5, color=0, grey=0, blur=0, noise=0, occlude=0)
@@ -114,7 +115,8 @@ def test_a_label_cache_for_other_crops_or_teacher_is_refused(tmp_path):
 
     from trans3dhead.config import DataConfig
     from trans3dhead.errors import Trans3DHeadError
-    from trans3dhead.train import _cached_labels, write_label_cache
+    from trans3dhead.training.datamodule import _cached_labels
+    from trans3dhead.training.labels import write_label_cache
     crops = _crops(2).permute(0, 2, 3, 1).numpy().astype(np.uint8)
     path = tmp_path / "labels.npz"
     labels = {k: np.zeros((2, 1), np.float32) for k in ("lm", "params", "pose_deg")}

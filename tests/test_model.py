@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from trans3dhead.data.io import read_image_bgr
+from trans3dhead.fileio import read_image_file
 from trans3dhead.model.qamem import QAMemRead, SharedValueRead
-from trans3dhead.model.trans3dhead import ModelConfig, Trans3DHeadPredictor, build_model
+from trans3dhead.config import ModelConfig
+from trans3dhead.model.trans3dhead import Trans3DHeadPredictor, build_model
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 TINY = dict(backbone_width=0.25, dim=16, num_layers=2, num_heads=2, ffn_dim=32)
@@ -24,7 +25,7 @@ def _randomise_heads(model):
 
 def _real_crops(n=8):
     names = sorted((DATA / "aflw_crops" / "images").glob("*.jpg"))[:n]
-    return torch.from_numpy(np.stack([read_image_bgr(p) for p in names])).permute(0, 3, 1, 2).float()
+    return torch.from_numpy(np.stack([read_image_file(p) for p in names])).permute(0, 3, 1, 2).float()
 
 
 def test_shapes_and_mean_face_start():
@@ -103,7 +104,7 @@ def test_predictor_landmark_sources_and_no_nans():
 @pytest.mark.slow
 def test_overfits_real_crops_below_one_pixel():
     """8 real training crops, teacher landmarks as targets: under 1 px within a few hundred steps."""
-    from trans3dhead.labels import Teacher
+    from trans3dhead.training.labels import Teacher
     from trans3dhead.weights import load_network
 
     torch.manual_seed(0)

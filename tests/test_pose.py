@@ -211,12 +211,12 @@ def test_reference_pose_decode_matches_pose_para(aflw2000, aflw2000_pose_deg, re
     on the turned set every wrong order's pitch MAE at least 1.4x ours (measured >= 1.68x) and its
     mean over the three angles at least 1.8x ours (measured >= 2.07x).
     """
-    from trans3dhead.data.io import read_image_bgr
+    from trans3dhead.fileio import read_image_file
     from trans3dhead.weights import predict_crops
 
     frontal, turned = _face_sets(aflw2000_pose_deg)
     idx = np.concatenate([frontal, turned])
-    crops = np.stack([read_image_bgr(aflw2000.crop_path(i)) for i in idx])
+    crops = np.stack([read_image_file(aflw2000.crop_path(i)) for i in idx])
     _, params = predict_crops(reference_net, crops, batch_size=40)
     params = params.astype(np.float64)
     gt = aflw2000_pose_deg[idx]

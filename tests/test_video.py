@@ -59,8 +59,8 @@ def test_smoothing_lowers_jitter_on_a_noisy_clip(tmp_path, aligner):
     err_smooth = np.linalg.norm(smooth_lm - truth, axis=-1).mean()
     assert err_smooth < err_raw + 0.5, (err_raw, err_smooth)  # little lag on the slow drift
     # pose and mesh are smoothed with the landmarks
-    yaw_raw = np.array([fr.faces[0].yaw_deg for fr in raw])
-    yaw_smooth = np.array([fs[0].yaw_deg for fs in smooth])
+    yaw_raw = np.array([fr.faces[0].pose.yaw for fr in raw])
+    yaw_smooth = np.array([fs[0].pose.yaw for fs in smooth])
     assert np.abs(np.diff(yaw_smooth, 2)).mean() < np.abs(np.diff(yaw_raw, 2)).mean()
 
 

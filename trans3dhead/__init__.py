@@ -5,13 +5,13 @@
 """
 __version__ = "0.1.0"
 
-__all__ = ["HeadAligner", "FaceResult", "__version__"]
+__all__ = ["HeadAligner", "FaceResult", "Pose", "Mesh", "__version__"]
 
 
 def __getattr__(name):
     # Lazy: `import trans3dhead` stays light (no torch) until the API is used.
-    if name in ("HeadAligner", "FaceResult"):
-        from trans3dhead.inference import aligner
+    if name in ("HeadAligner", "FaceResult", "Pose", "Mesh"):
+        from trans3dhead import inference
 
-        return getattr(aligner, name)
+        return getattr(inference, name)
     raise AttributeError(f"module 'trans3dhead' has no attribute '{name}'")

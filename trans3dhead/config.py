@@ -11,10 +11,53 @@ from pathlib import Path
 
 import yaml
 
-from trans3dhead.data.transforms import AugmentConfig
 from trans3dhead.errors import Trans3DHeadError
-from trans3dhead.losses import LossConfig
-from trans3dhead.model.trans3dhead import ModelConfig
+
+
+@dataclass
+class ModelConfig:
+    """Every value that changes the network (ablation switches included)."""
+
+    backbone_width: float = 0.5
+    crop_size: int = 120
+    dim: int = 64
+    num_layers: int = 2
+    num_heads: int = 4
+    ffn_dim: int = 128
+    qamem: bool = True
+    marr: bool = True
+    cross_branch: bool = True
+    param_branch: bool = True  # False: landmark branch only (parameters stay at the mean)
+    dropout: float = 0.0
+    landmark_source: str = "branch"  # final answer: "branch", "3dmm" or "fused" (their mean)
+
+
+@dataclass
+class LossConfig:
+    """Weights of the multi-information loss terms (training/losses.py); 0 switches a term off."""
+
+    landmark: float = 1.0  # 2D (x, y) L1 on the landmark branch, pixels
+    depth: float = 0.2  # z L1 on the landmark branch, pixels
+    param: float = 0.5  # smooth L1 on normalised parameters
+    vertex: float = 0.5  # L1 of the 68 points decoded from the predicted parameters, pixels
+    cross_branch: float = 0.1  # decoded-3DMM landmarks vs the landmark branch (both ways)
+    euler: float = 0.05  # smooth L1 on yaw/pitch/roll decoded from the predicted pose, degrees
+    human_landmark: float = 0.0  # extra 2D L1 against human labels where present
+
+
+@dataclass
+class AugmentConfig:
+    """Training augmentation (data/transforms.py)."""
+
+    scale: float = 0.1  # crop scale jitter, +- fraction
+    shift: float = 0.06  # centre shift, +- fraction of the crop
+    rotate_deg: float = 20.0  # in-plane rotation, +- degrees
+    flip: float = 0.5  # probability
+    color: float = 0.3  # brightness/contrast/colour jitter strength
+    grey: float = 0.05  # probability of a grey image
+    blur: float = 0.1  # probability of a Gaussian blur
+    noise: float = 0.1  # probability of Gaussian noise
+    occlude: float = 0.2  # probability of a synthetic occluder
 
 
 NEAR_DUPLICATES = "../shared/data/aflw_crops/excluded_near_duplicates_of_aflw2000_3d.csv"

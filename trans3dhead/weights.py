@@ -20,26 +20,38 @@ import numpy as np
 import torch
 from torch import nn
 
+from trans3dhead.model.batching import forward_crops
+
 from trans3dhead.errors import Trans3DHeadError
+from trans3dhead.face_model.frames import CROP_SIZE
 from trans3dhead.fileio import atomic_path
+from trans3dhead.model.backbone import PIXEL_MEAN, PIXEL_STD
 
 FORMAT = "trans3dhead-weights"
 NAMED_WEIGHTS = {"3ddfa-mb05": "3ddfa_mb05.pt", "trans3dhead": "trans3dhead_default.pt"}
+# Their ONNX exports, shipped beside them (written by `trans3dhead export-onnx --model NAME`; the
+# test suite checks each against its torch weights), so the onnx backend needs no exporter.
+NAMED_ONNX = {"3ddfa-mb05": "3ddfa_mb05.onnx", "trans3dhead": "trans3dhead_default.onnx"}
 DEFAULT_MODEL = "trans3dhead"
-INPUT_SPEC = {"crop_size": 120, "channels": "BGR", "pixel_range": [0, 255],
-              "normalisation": "inside the network: (x - 127.5) / 128"}
+INPUT_SPEC = {"crop_size": CROP_SIZE, "channels": "BGR", "pixel_range": [0, 255],
+              "normalisation": f"inside the network: (x - {PIXEL_MEAN:g}) / {PIXEL_STD:g}"}
 LANDMARK_FRAME = "package crop frame: pixels, x right, y down, origin at the top-left corner of the crop"
+
+
+def named_asset(file_name: str, model: str) -> Path:
+    """Path of a file shipped in trans3dhead/assets for a named model."""
+    ref = resources.files("trans3dhead.assets").joinpath(file_name)
+    if not ref.is_file():
+        raise Trans3DHeadError(f"model '{model}': its file {file_name} is not in this installation; "
+                               "reinstall trans3dhead, or pass a weights file")
+    return Path(str(ref))
 
 
 def resolve_weights(name_or_path: str | None) -> Path:
     """Path of a named weights file shipped in the package, or of a user's file."""
     name = name_or_path or DEFAULT_MODEL
     if name in NAMED_WEIGHTS:
-        ref = resources.files("trans3dhead.assets").joinpath(NAMED_WEIGHTS[name])
-        if not ref.is_file():
-            raise Trans3DHeadError(f"model '{name}': its weights file {NAMED_WEIGHTS[name]} is not in this "
-                                   f"installation; use --model 3ddfa-mb05 or a checkpoint path")
-        return Path(str(ref))
+        return named_asset(NAMED_WEIGHTS[name], name)
     path = Path(name)
     if not path.is_file():
         raise Trans3DHeadError(f"model '{name}': no such named model ({', '.join(NAMED_WEIGHTS)}) "
@@ -47,10 +59,17 @@ def resolve_weights(name_or_path: str | None) -> Path:
     return path
 
 
-def save_weights(path, arch: str, model_config: dict, state_dict: dict, provenance: dict | None = None) -> None:
-    payload = {"format": FORMAT, "version": 1, "arch": arch, "model_config": model_config, "input": INPUT_SPEC,
-               "landmark_frame": LANDMARK_FRAME, "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()},
-               "provenance": provenance or {}}
+def build_payload(arch: str, model_config: dict, state_dict: dict, provenance: dict | None = None,
+                  input_spec: dict | None = None) -> dict:
+    """The content of a weights file (the one builder: training checkpoints and exports use it)."""
+    return {"format": FORMAT, "version": 1, "arch": arch, "model_config": dict(model_config),
+            "input": dict(input_spec or INPUT_SPEC), "landmark_frame": LANDMARK_FRAME,
+            "state_dict": {k: v.detach().cpu().clone() for k, v in state_dict.items()},
+            "provenance": provenance or {}}
+
+
+def save_weights(path, payload: dict) -> None:
+    """Write a payload from build_payload (atomically)."""
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 
@@ -59,14 +78,14 @@ def read_weights(path) -> dict:
     """Load a weights file (or a Lightning checkpoint that holds one under 'weights')."""
     path = Path(path)
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
+        payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise Trans3DHeadError(f"{path}: not a readable weights file ({type(exc).__name__})") from None
     if isinstance(payload, dict) and "weights" in payload and isinstance(payload["weights"], dict):
         payload = payload["weights"]  # written by our training system into its checkpoints
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise Trans3DHeadError(f"{path}: not a trans3dhead weights file (convert foreign checkpoints with "
-                               "scripts/convert_reference.py)")
+        raise Trans3DHeadError(f"{path}: not a trans3dhead weights file (a named model, a file written by "
+                               "`trans3dhead export-weights`, or a training checkpoint)")
     return payload
 
 
@@ -90,15 +109,14 @@ def load_network(name_or_path: str | None = None) -> nn.Module:
     return build_network(read_weights(resolve_weights(name_or_path)))
 
 
-@torch.inference_mode()
+def crop_size_of(payload: dict) -> int:
+    """The crop side a weights file says its network takes (its input spec)."""
+    return int(payload.get("input", INPUT_SPEC).get("crop_size", INPUT_SPEC["crop_size"]))
+
+
 def predict_crops(net: nn.Module, crops_bgr, batch_size: int = 128, progress=None):
-    """Run a network over (N, 120, 120, 3) uint8 BGR crops -> landmarks (N, 68, 3), params (N, 62)."""
-    lms, params = [], []
-    for i in range(0, len(crops_bgr), batch_size):
-        x = torch.from_numpy(np.ascontiguousarray(crops_bgr[i:i + batch_size])).permute(0, 3, 1, 2).float()
-        lm, p = net(x)
-        lms.append(lm.numpy())
-        params.append(p.numpy())
-        if progress is not None:
-            progress(len(x))
-    return np.concatenate(lms).astype(np.float32), np.concatenate(params).astype(np.float32)
+    """Run a network over (N, S, S, 3) uint8 BGR crops -> landmarks (N, 68, 3), params (N, 62)."""
+    out = forward_crops(lambda x: dict(zip(("lm", "params"), net(x))), crops_bgr, batch_size, progress=progress)
+    if not out:
+        return np.zeros((0, 68, 3), np.float32), np.zeros((0, 62), np.float32)
+    return out["lm"], out["params"]

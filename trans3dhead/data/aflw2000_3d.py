@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trans3dhead.data.io import load_dataset_npz, load_mat, read_image_bgr
+from trans3dhead.fileio import load_dataset_npz, load_mat, read_image_file
 from trans3dhead.data.sample import FaceSample
 from trans3dhead.errors import Trans3DHeadError
 from trans3dhead.face_model.frames import MATLAB_TO_PKG, roi_box_from_landmarks
@@ -87,5 +87,5 @@ class AFLW2000_3D:
             raise Trans3DHeadError(f"{path}: no (3, 68) pt3d_68 in this .mat; is it an AFLW2000-3D annotation?")
         pts = np.asarray(mat["pt3d_68"], dtype=np.float64).T.copy()
         pts[:, :2] += MATLAB_TO_PKG
-        return FaceSample(name=name, image=read_image_bgr(self.image_path(i)), box=self.roi_box[i].copy(),
+        return FaceSample(name=name, image=read_image_file(self.image_path(i)), box=self.roi_box[i].copy(),
                           landmarks=pts.astype(np.float32), pose_deg=self.read_pose_deg(name, mat))

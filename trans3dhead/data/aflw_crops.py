@@ -12,12 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from trans3dhead.data.io import load_dataset_npz, read_image_bgr, require_file
+from trans3dhead.fileio import load_dataset_npz, read_image_file, require_file
 from trans3dhead.errors import Trans3DHeadError
 from trans3dhead.data.sample import FaceSample
-from trans3dhead.face_model.frames import image_to_crop
+from trans3dhead.face_model.frames import CROP_SIZE, image_to_crop
 
-CROP_SIZE = 120
 
 
 class AFLWCrops:
@@ -43,7 +42,7 @@ class AFLWCrops:
         return out
 
     def read_crop(self, i: int) -> np.ndarray:
-        return read_image_bgr(self.root / "images" / f"{self.names[i]}.jpg")
+        return read_image_file(self.root / "images" / f"{self.names[i]}.jpg")
 
     def load_all_crops(self) -> np.ndarray:
         """(N, 120, 120, 3) uint8 BGR, all crops decoded (about 0.8 GB)."""

@@ -62,7 +62,7 @@ from pathlib import Path
 import numpy as np
 
 from trans3dhead.data.aflw_crops import CROP_SIZE, AFLWCrops
-from trans3dhead.data.io import load_dataset_npz
+from trans3dhead.fileio import load_dataset_npz
 from trans3dhead.errors import Trans3DHeadError
 from trans3dhead.face_model.frames import image_to_crop
 

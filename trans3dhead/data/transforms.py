@@ -7,33 +7,10 @@ contrast, colour, grey, blur, noise, and synthetic occluders.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import cv2
 import numpy as np
 
-# Mirror partner of each of the 68 points (Multi-PIE / 300-W scheme, 0-based).
-FLIP_PERM_68 = np.array(
-    list(range(16, -1, -1))  # jaw
-    + list(range(26, 16, -1))  # brows
-    + [27, 28, 29, 30, 35, 34, 33, 32, 31]  # nose
-    + [45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40]  # eyes
-    + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55]  # outer mouth
-    + [64, 63, 62, 61, 60, 67, 66, 65]  # inner mouth
-)
-
-
-@dataclass
-class AugmentConfig:
-    scale: float = 0.1  # crop scale jitter, +- fraction
-    shift: float = 0.06  # centre shift, +- fraction of the crop
-    rotate_deg: float = 20.0  # in-plane rotation, +- degrees
-    flip: float = 0.5  # probability
-    color: float = 0.3  # brightness/contrast/colour jitter strength
-    grey: float = 0.05  # probability of a grey image
-    blur: float = 0.1  # probability of a Gaussian blur
-    noise: float = 0.1  # probability of Gaussian noise
-    occlude: float = 0.2  # probability of a synthetic occluder
+from trans3dhead.config import AugmentConfig
 
 
 def similarity(rng: np.random.Generator, cfg: AugmentConfig, size: int) -> np.ndarray:
@@ -61,13 +38,6 @@ def apply_points(m: np.ndarray, pts: np.ndarray) -> np.ndarray:
 
 def flip_image(image: np.ndarray) -> np.ndarray:
     return image[:, ::-1]
-
-
-def flip_points(pts: np.ndarray, size: int) -> np.ndarray:
-    """Mirror (..., 68, D) landmarks: x -> size - x and left/right partners swapped."""
-    out = pts[..., FLIP_PERM_68, :].copy()
-    out[..., 0] = size - out[..., 0]
-    return out
 
 
 def photometric(image: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig) -> np.ndarray:

@@ -8,16 +8,17 @@ terms: non-commercial research, see NOTICE).
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from importlib import resources
 
 import numpy as np
 import torch
 from torch import nn
 
-from trans3dhead.face_model.frames import bfm_to_crop
+from trans3dhead.face_model.frames import CROP_SIZE, bfm_to_crop
+from trans3dhead.face_model.landmarks68 import NUM_LANDMARKS
 
 NUM_PARAMS = 62
-NUM_LANDMARKS = 68
 POSE_DIMS, SHAPE_DIMS, EXP_DIMS = 12, 40, 10
 
 
@@ -29,6 +30,23 @@ def load_bfm_arrays() -> dict[str, np.ndarray]:
     for k in ("u", "w_shp", "w_exp", "param_mean", "param_std"):
         arrays[k] = arrays[k].astype(np.float32)
     return arrays
+
+
+def outward_triangles(u: np.ndarray, tri: np.ndarray) -> np.ndarray:
+    """The package's one triangle winding: (T, 3) int32, ordered so that (v1 - v0) x (v2 - v0)
+    points out of the face (+z of the BFM frame for the mean face u, whose z axis points to the
+    camera). The stored order is kept when it already does."""
+    tri = np.asarray(tri).astype(np.int32)
+    normal_z = np.cross(u[tri[:, 1]] - u[tri[:, 0]], u[tri[:, 2]] - u[tri[:, 0]])[:, 2]
+    return np.ascontiguousarray(tri[:, [0, 2, 1]] if normal_z.sum() < 0 else tri)
+
+
+@lru_cache(maxsize=1)
+def dense_model() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mean shape (N, 3), bases (N, 3, 50) shape then expression, outward triangles (T, 3) int32)
+    of the packaged BFM, read once; float32, BFM frame."""
+    a = load_bfm_arrays()
+    return a["u"], np.concatenate([a["w_shp"], a["w_exp"]], -1), outward_triangles(a["u"], a["tri"])
 
 
 class FaceModel(nn.Module):
@@ -51,7 +69,8 @@ class FaceModel(nn.Module):
         if dense:
             self.register_buffer("u", u, persistent=False)
             self.register_buffer("w", w, persistent=False)
-            self.register_buffer("tri", torch.as_tensor(a["tri"].astype(np.int64)), persistent=False)
+            tri = outward_triangles(a["u"], a["tri"]).astype(np.int64)
+            self.register_buffer("tri", torch.as_tensor(tri), persistent=False)
         self.keypoints = a["keypoints"].astype(np.int64)
 
     def denormalize(self, params_norm: torch.Tensor) -> torch.Tensor:
@@ -70,16 +89,16 @@ class FaceModel(nn.Module):
         """(..., 62) un-normalised -> (..., 68, 3) BFM frame."""
         return self._decode(params, self.u_lm, self.w_lm)
 
-    def landmarks_crop(self, params: torch.Tensor, crop_size: int = 120) -> torch.Tensor:
+    def landmarks_crop(self, params: torch.Tensor, crop_size: int = CROP_SIZE) -> torch.Tensor:
         """(..., 62) un-normalised -> (..., 68, 3) package crop frame, pixels."""
         return bfm_to_crop(self.landmarks_bfm(params), crop_size)
 
-    def vertices_crop(self, params: torch.Tensor, crop_size: int = 120) -> torch.Tensor:
+    def vertices_crop(self, params: torch.Tensor, crop_size: int = CROP_SIZE) -> torch.Tensor:
         """(..., 62) un-normalised -> (..., 38365, 3) dense mesh in the package crop frame."""
         if not self.dense:
             raise RuntimeError("FaceModel was built with dense=False; build FaceModel(dense=True) for meshes")
         return bfm_to_crop(self._decode(params, self.u, self.w), crop_size)
 
-    def mean_landmarks_crop(self, crop_size: int = 120) -> torch.Tensor:
+    def mean_landmarks_crop(self, crop_size: int = CROP_SIZE) -> torch.Tensor:
         """(68, 3) landmarks of the mean parameters: the average face in the crop frame."""
         return self.landmarks_crop(self.param_mean, crop_size)

@@ -19,11 +19,15 @@ import cv2
 import numpy as np
 import torch
 
+CROP_SIZE = 120  # the networks' input side, pixels
 MATLAB_TO_PKG = -0.5  # add to a 1-based pixel-centre coordinate
 ZERO_BASED_TO_PKG = 0.5  # add to a 0-based pixel-centre coordinate
+FLIP_Y = np.diag([1.0, -1.0, 1.0])  # the BFM frame has y up, images y down
+# x -> S - x in the package crop frame, as a 3x3 homogeneous map (the flip augmentation's)
+MIRROR_2D = np.array([[-1.0, 0.0, CROP_SIZE], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
 
 
-def bfm_to_crop(verts_bfm, crop_size: int = 120):
+def bfm_to_crop(verts_bfm, crop_size: int = CROP_SIZE):
     """(..., N, 3) BFM-frame points (3DDFA layout) -> package crop frame (x, y pixels; z depth)."""
     x = verts_bfm[..., 0] - 1.0 + ZERO_BASED_TO_PKG
     y = crop_size - verts_bfm[..., 1] + ZERO_BASED_TO_PKG
@@ -33,7 +37,37 @@ def bfm_to_crop(verts_bfm, crop_size: int = 120):
     return np.stack([x, y, z], -1)
 
 
-def crop_to_image(pts_crop, box, crop_size: int = 120):
+def bfm_to_crop_matrix(crop_size: int = CROP_SIZE) -> np.ndarray:
+    """4x4 homogeneous matrix of bfm_to_crop: x = x_b - 1/2, y = size + 1/2 - y_b, z = z_b - 1."""
+    return np.array([[1.0, 0.0, 0.0, ZERO_BASED_TO_PKG - 1.0],
+                     [0.0, -1.0, 0.0, crop_size + ZERO_BASED_TO_PKG],
+                     [0.0, 0.0, 1.0, -1.0],
+                     [0.0, 0.0, 0.0, 1.0]])
+
+
+def crop_to_image_matrix(box, crop_size: int = CROP_SIZE) -> np.ndarray:
+    """4x4 homogeneous matrix of crop_to_image for one box (z scaled by the mean of the x, y scales)."""
+    x0, y0, x1, y1 = [float(v) for v in box]
+    sx, sy = (x1 - x0) / crop_size, (y1 - y0) / crop_size
+    return np.array([[sx, 0.0, 0.0, x0], [0.0, sy, 0.0, y0], [0.0, 0.0, (sx + sy) / 2, 0.0], [0.0, 0.0, 0.0, 1.0]])
+
+
+def camera_from_params(params, crop_box, crop_size: int = CROP_SIZE) -> np.ndarray:
+    """(62,) parameters predicted in the frame of a crop box -> (3, 4) camera matrix A with
+    X_img = A[:, :3] @ S + A[:, 3] for a BFM model-space point S: the parameters' 3x4 pose
+    followed by bfm_to_crop and crop_to_image."""
+    pose = np.vstack([np.asarray(params, np.float64)[:12].reshape(3, 4), [0.0, 0.0, 0.0, 1.0]])
+    return (crop_to_image_matrix(crop_box, crop_size) @ bfm_to_crop_matrix(crop_size) @ pose)[:3]
+
+
+def params_from_camera(camera, crop_box, crop_size: int = CROP_SIZE) -> np.ndarray:
+    """Inverse of camera_from_params for the 12 pose entries: (3, 4) -> (12,)."""
+    a = np.vstack([np.asarray(camera, np.float64), [0.0, 0.0, 0.0, 1.0]])
+    to_image = crop_to_image_matrix(crop_box, crop_size) @ bfm_to_crop_matrix(crop_size)
+    return np.linalg.solve(to_image, a)[:3].reshape(12)
+
+
+def crop_to_image(pts_crop, box, crop_size: int = CROP_SIZE):
     """(..., N, 2|3) crop-frame points -> image frame for crop box(es) (..., 4) = x0, y0, x1, y1.
 
     z is scaled by the mean of the x and y scales.
@@ -49,7 +83,7 @@ def crop_to_image(pts_crop, box, crop_size: int = 120):
     return pts
 
 
-def image_to_crop(pts_img, box, crop_size: int = 120):
+def image_to_crop(pts_img, box, crop_size: int = CROP_SIZE):
     """Inverse of crop_to_image."""
     pts = np.asarray(pts_img, dtype=np.float64).copy()
     box = np.asarray(box, dtype=np.float64)
@@ -62,7 +96,7 @@ def image_to_crop(pts_img, box, crop_size: int = 120):
     return pts
 
 
-def crop_affine(box, crop_size: int = 120) -> np.ndarray:
+def crop_affine(box, crop_size: int = CROP_SIZE) -> np.ndarray:
     """2x3 matrix for cv2.warpAffine that samples the box (pkg frame) into a crop_size crop.
 
     cv2 indexes pixel centres at integers, so output index u samples the input at pkg
@@ -73,7 +107,7 @@ def crop_affine(box, crop_size: int = 120) -> np.ndarray:
     return np.array([[sx, 0.0, x0 + 0.5 * sx - 0.5], [0.0, sy, y0 + 0.5 * sy - 0.5]])
 
 
-def warp_crop(image: np.ndarray, box, crop_size: int = 120) -> np.ndarray:
+def warp_crop(image: np.ndarray, box, crop_size: int = CROP_SIZE) -> np.ndarray:
     """Bilinear crop of box (pkg frame, may leave the image: zero padding) to crop_size^2."""
     m = crop_affine(box, crop_size)
     return cv2.warpAffine(image, m, (crop_size, crop_size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,

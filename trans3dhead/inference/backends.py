@@ -1,6 +1,11 @@
 """The network runners behind HeadAligner: the torch network, or its ONNX export run by
-onnxruntime. Both take (N, 120, 120, 3) uint8 BGR crops and return landmarks (N, 68, 3) in the
-package crop frame and the 62 un-normalised parameters (N, 62), float32 numpy.
+onnxruntime. Both take (N, S, S, 3) uint8 BGR crops (S = ``crop_size``, from the weights file)
+and return landmarks (N, 68, 3) in the package crop frame and the 62 un-normalised parameters
+(N, 62), float32 numpy.
+
+The named models ship their ONNX exports inside the package (assets/*.onnx, checked against the
+torch weights by the test suite), so the onnx backend needs no exporter; any other weights file
+is exported on the fly, which needs the ``export`` extra.
 """
 from __future__ import annotations
 
@@ -11,6 +16,8 @@ import numpy as np
 import torch
 
 from trans3dhead.errors import Trans3DHeadError
+from trans3dhead.face_model.frames import CROP_SIZE
+from trans3dhead.model.batching import crop_batches
 
 BACKENDS = ("torch", "onnx")
 
@@ -32,17 +39,18 @@ def torch_threads(n: int | None):
 class TorchBackend:
     name = "torch"
 
-    def __init__(self, net: torch.nn.Module, device: str = "cpu", threads: int | None = None):
+    def __init__(self, net: torch.nn.Module, device: str = "cpu", threads: int | None = None,
+                 crop_size: int = CROP_SIZE):
         self.device = torch.device(device)
         self.net = net.to(self.device).eval()
         self.threads = threads
+        self.crop_size = crop_size
 
     def __call__(self, crops_bgr: np.ndarray, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
         lms, params = [], []
         with torch_threads(self.threads), torch.inference_mode():
-            for i in range(0, len(crops_bgr), batch_size):
-                x = torch.from_numpy(np.ascontiguousarray(crops_bgr[i:i + batch_size])).to(self.device)
-                lm, p = self.net(x.permute(0, 3, 1, 2).float())
+            for x in crop_batches(crops_bgr, batch_size, self.device):
+                lm, p = self.net(x)
                 lms.append(lm.float().cpu().numpy())
                 params.append(p.float().cpu().numpy())
         return _join(lms, params)
@@ -66,6 +74,8 @@ class OnnxBackend:
             raise Trans3DHeadError(f"{where}: onnxruntime cannot load it ({type(exc).__name__}); "
                                    "write it with `trans3dhead export-onnx`") from None
         self.input_name = self.session.get_inputs()[0].name
+        side = self.session.get_inputs()[0].shape[-1]
+        self.crop_size = side if isinstance(side, int) else CROP_SIZE
 
     def __call__(self, crops_bgr: np.ndarray, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
         lms, params = [], []
@@ -85,7 +95,8 @@ def _join(lms: list, params: list) -> tuple[np.ndarray, np.ndarray]:
 
 def build_backend(model: str | None, backend: str = "torch", device: str = "cpu", threads: int | None = None):
     """model: a named model, a weights file or (backend "onnx") an exported .onnx file."""
-    from trans3dhead.weights import load_network
+    from trans3dhead.weights import (DEFAULT_MODEL, NAMED_ONNX, build_network, crop_size_of, named_asset, read_weights,
+                                     resolve_weights)
 
     if backend not in BACKENDS:
         raise Trans3DHeadError(f"backend '{backend}': choose one of {', '.join(BACKENDS)}")
@@ -93,13 +104,18 @@ def build_backend(model: str | None, backend: str = "torch", device: str = "cpu"
     if backend == "torch":
         if is_onnx_file:
             raise Trans3DHeadError(f"model '{model}': an .onnx file needs backend 'onnx'")
-        return TorchBackend(load_network(model), device, threads)
+        payload = read_weights(resolve_weights(model))
+        return TorchBackend(build_network(payload), device, threads, crop_size_of(payload))
     if device != "cpu":
         raise Trans3DHeadError(f"device '{device}': the onnx backend runs on the CPU only; use backend 'torch'")
     if is_onnx_file:
         if not Path(model).is_file():
             raise Trans3DHeadError(f"{model}: no such ONNX file")
         return OnnxBackend(Path(model), threads)
+    name = model or DEFAULT_MODEL
+    if name in NAMED_ONNX:
+        return OnnxBackend(named_asset(NAMED_ONNX[name], name), threads)
+    payload = read_weights(resolve_weights(model))
     from trans3dhead.inference.export import export_onnx_bytes
 
-    return OnnxBackend(export_onnx_bytes(load_network(model)), threads)
+    return OnnxBackend(export_onnx_bytes(build_network(payload), crop_size=crop_size_of(payload)), threads)

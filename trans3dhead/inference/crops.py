@@ -13,9 +13,8 @@ import math
 import cv2
 import numpy as np
 
-from trans3dhead.face_model.frames import roi_box_from_landmarks, warp_crop
+from trans3dhead.face_model.frames import CROP_SIZE, roi_box_from_landmarks, warp_crop
 
-CROP_SIZE = 120
 MAX_STEP = 2.0  # image pixels per crop pixel above which the region is area-averaged first
 
 

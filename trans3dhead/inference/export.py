@@ -4,7 +4,8 @@ The exported graph: input ``crops`` (B, 3, 120, 120) float32 BGR pixel values in
 outputs ``landmarks`` (B, 68, 3) float32, package crop frame, pixels, and ``params`` (B, 62)
 float32, un-normalised 3DMM parameters (3DDFA layout). B is a dynamic axis. We use torch's
 TorchScript-based exporter (dynamo=False): it keeps the batch axis dynamic from a batch-1
-example and exports in about a second (docs/TOOLCHAIN.md compares it with the dynamo exporter).
+example and exports in about a second (the dynamo exporter needs a batch-2 example and minutes).
+Exporting needs the ``export`` extra (onnx, onnxscript); running an export needs only onnxruntime.
 """
 from __future__ import annotations
 
@@ -15,14 +16,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from trans3dhead.errors import Trans3DHeadError
+from trans3dhead.face_model.frames import CROP_SIZE
 from trans3dhead.fileio import atomic_write_bytes
 
 DEFAULT_OPSET = 17
 INPUT_NAME, OUTPUT_NAMES = "crops", ("landmarks", "params")
 
 
-def export_onnx_bytes(net: torch.nn.Module, opset: int = DEFAULT_OPSET, crop_size: int = 120) -> bytes:
+def export_onnx_bytes(net: torch.nn.Module, opset: int = DEFAULT_OPSET, crop_size: int = CROP_SIZE) -> bytes:
     """The serialised ONNX model of net.forward with a dynamic batch axis."""
+    try:
+        import onnx  # noqa: F401  (torch's exporter needs it; say so in one line, not a traceback)
+    except ImportError:
+        raise Trans3DHeadError("exporting to ONNX needs the 'export' extra: pip install 'trans3dhead[export]' "
+                               "(the named models ship their exports and need nothing)") from None
     net = net.eval()
     example = torch.full((2, 3, crop_size, crop_size), 127.0)
     buf = io.BytesIO()

@@ -11,7 +11,7 @@ import math
 import cv2
 import numpy as np
 
-from trans3dhead.inference.aligner import FaceResult, Mesh
+from trans3dhead.inference.results import FaceResult, Mesh
 
 STYLES = ("landmarks", "axes", "wireframe", "depth")
 DEFAULT_STYLES = ("depth", "landmarks", "axes")

@@ -19,7 +19,7 @@ import numpy as np
 
 from trans3dhead.errors import Trans3DHeadError
 from trans3dhead.fileio import AtomicOutput
-from trans3dhead.inference.aligner import FaceResult
+from trans3dhead.inference.results import FaceResult
 
 DEFAULT_FPS = 30.0  # when the container does not say
 

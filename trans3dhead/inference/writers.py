@@ -1,4 +1,4 @@
-"""Output files of `trans3dhead predict`: the per-image JSON document (schema version 1, see
+"""Output files of `trans3dhead predict`: the per-image JSON document (schema version 2, see
 docs/output_schema.md), JSON Lines for a folder or a video, and OBJ / PLY meshes. Every file is
 written to a temporary name beside its target and renamed when complete (fileio.atomic_path),
 so a failed run never leaves a half-written file.
@@ -14,10 +14,10 @@ import json
 import numpy as np
 
 from trans3dhead.fileio import AtomicOutput, atomic_path, atomic_write_text
-from trans3dhead.inference.aligner import FaceResult, Mesh
+from trans3dhead.inference.results import FaceResult, Mesh, Pose
 
 SCHEMA = "trans3dhead/predict"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the pose block holds scale and translation; angles spelt yaw/pitch/roll (degrees)
 COORDINATES = ("image pixels: x right, y down, origin at the top-left corner of the top-left pixel; "
                "z depth on the same scale, larger = closer to the camera")
 PIXEL_DECIMALS = 3
@@ -32,14 +32,19 @@ def _sig(a) -> list:
     return [float(f"{v:.{SIGNIFICANT}g}") for v in np.asarray(a, np.float64).ravel()]
 
 
+def pose_to_dict(pose: Pose) -> dict:
+    """The "pose" block: the fields of FaceResult.pose, angles in degrees."""
+    return {"yaw": round(pose.yaw, 3), "pitch": round(pose.pitch, 3), "roll": round(pose.roll, 3),
+            "rotation": np.round(pose.rotation, 6).tolist(), "scale": float(f"{pose.scale:.{SIGNIFICANT}g}"),
+            "translation": _px(pose.translation)}
+
+
 def face_to_dict(face: FaceResult) -> dict:
-    """One face as plain JSON types (schema version 1)."""
+    """One face as plain JSON types (schema version 2)."""
     out = {
         "box": _px(face.box), "score": round(float(face.score), 5), "crop_box": _px(face.crop_box),
         "landmarks_2d": _px(face.landmarks_2d), "landmarks_3d": _px(face.landmarks_3d),
-        "pose": {"yaw_deg": round(face.yaw_deg, 3), "pitch_deg": round(face.pitch_deg, 3),
-                 "roll_deg": round(face.roll_deg, 3), "rotation": np.round(face.rotation, 6).tolist()},
-        "scale": float(f"{face.scale:.{SIGNIFICANT}g}"), "translation": _px(face.translation),
+        "pose": pose_to_dict(face.pose),
         "camera_matrix": [_sig(row) for row in face.camera_matrix],
         "shape_params": _sig(face.shape_params), "expression_params": _sig(face.expression_params),
         "params": _sig(face.params),
@@ -62,7 +67,7 @@ def image_document(source: str, image_size: tuple[int, int], faces: list[FaceRes
         return doc
     doc.update({"image_size": {"width": int(image_size[0]), "height": int(image_size[1])}, **run_info,
                 "coordinates": COORDINATES, "faces": [face_to_dict(f) for f in faces or []]})
-    if meshes:
+    if meshes is not None:  # asked for (--mesh): a list, empty where no face was found
         doc["meshes"] = meshes
     return doc
 

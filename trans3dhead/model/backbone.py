@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from torch import nn
 
+# The reference network's input normalisation, (x - 127.5) / 128 of BGR pixel values, shared by
+# every network here so the reference weights can initialise the backbone.
+PIXEL_MEAN, PIXEL_STD = 127.5, 128.0
+
 # (out_channels at width 1.0, stride) for dw2_1 ... dw6, as in MobileNet-V1.
 _BLOCKS = [
     ("dw2_1", 64, 1), ("dw2_2", 128, 2), ("dw3_1", 128, 1), ("dw3_2", 256, 2), ("dw4_1", 256, 1),

@@ -12,9 +12,8 @@ import torch
 from torch import nn
 
 from trans3dhead.face_model.bfm import FaceModel
-from trans3dhead.model.backbone import MobileNetV1
+from trans3dhead.model.backbone import PIXEL_MEAN, PIXEL_STD, MobileNetV1
 
-PIXEL_MEAN, PIXEL_STD = 127.5, 128.0
 
 
 class ReferenceMB05(nn.Module):

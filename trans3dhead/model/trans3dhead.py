@@ -10,34 +10,17 @@ origin at the crop's top-left corner), parameters as the 62-vector of the 3DDFA 
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import torch
 from torch import nn
 
+from trans3dhead.config import ModelConfig
 from trans3dhead.face_model.bfm import NUM_LANDMARKS, NUM_PARAMS, FaceModel
-from trans3dhead.model.backbone import MobileNetV1
+from trans3dhead.model.backbone import PIXEL_MEAN, PIXEL_STD, MobileNetV1
 from trans3dhead.model.decoder import Decoder
 
-PIXEL_MEAN, PIXEL_STD = 127.5, 128.0
 
-
-@dataclass
-class ModelConfig:
-    """Every value that changes the network (ablation switches included)."""
-
-    backbone_width: float = 0.5
-    crop_size: int = 120
-    dim: int = 64
-    num_layers: int = 2
-    num_heads: int = 4
-    ffn_dim: int = 128
-    qamem: bool = True
-    marr: bool = True
-    cross_branch: bool = True
-    param_branch: bool = True  # False: landmark branch only (parameters stay at the mean)
-    dropout: float = 0.0
-    landmark_source: str = "branch"  # final answer: "branch", "3dmm" or "fused" (their mean)
 
 
 class Trans3DHead(nn.Module):

@@ -12,11 +12,14 @@ __all__ = ["CropPolicy", "Detection", "FaceDetector", "GivenBoxes", "RetinaFaceD
            "build_detector"]
 
 
-def build_detector(detector: str | FaceDetector = "retinaface", threads: int | None = None) -> FaceDetector:
-    """A FaceDetector from a plug-in name or an instance (returned as is)."""
+def build_detector(detector: str | FaceDetector = "retinaface", threads: int | None = None,
+                   score_threshold: float | None = None) -> FaceDetector:
+    """A FaceDetector from a plug-in name (with its default score threshold unless given) or an
+    instance (returned as is)."""
     if isinstance(detector, FaceDetector):
         return detector
     if detector not in DETECTORS:
         raise Trans3DHeadError(f"detector '{detector}': unknown; choose one of {', '.join(DETECTORS)} "
                                "or pass a FaceDetector instance")
-    return DETECTORS[detector](threads=threads)
+    options = {} if score_threshold is None else {"score_threshold": score_threshold}
+    return DETECTORS[detector](threads=threads, **options)

@@ -7,24 +7,13 @@ degrees; the parameter term on normalised parameters.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 
+from trans3dhead.config import LossConfig
 from trans3dhead.face_model.bfm import FaceModel
 from trans3dhead.face_model.pose import pose_deg_from_params
 
-
-@dataclass
-class LossConfig:
-    landmark: float = 1.0  # 2D (x, y) L1 on the landmark branch, pixels
-    depth: float = 0.2  # z L1 on the landmark branch, pixels
-    param: float = 0.5  # smooth L1 on normalised parameters
-    vertex: float = 0.5  # L1 of the 68 points decoded from the predicted parameters, pixels
-    cross_branch: float = 0.1  # decoded-3DMM landmarks vs the landmark branch (both ways)
-    euler: float = 0.05  # smooth L1 on yaw/pitch/roll decoded from the predicted pose, degrees
-    human_landmark: float = 0.0  # extra 2D L1 against human labels where present
 
 
 def landmark_loss(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:

@@ -1,5 +1,5 @@
-"""The `trans3dhead predict` and `trans3dhead export-onnx` sub-commands: argument parsing, input
-discovery, output naming and the exit code. The work is done by trans3dhead.inference.
+"""`trans3dhead predict`: argument parsing, input discovery, output naming and the exit code. The
+work is done by trans3dhead.inference.
 
 predict writes, per image, OUTDIR/<name>.json (docs/output_schema.md), and with --mesh
 OUTDIR/<name>_face<i>.obj|ply, with --render OUTDIR/<name>_overlay.png. A folder's files keep their
@@ -93,7 +93,7 @@ def _image_outputs(args, job_base: Path, image, faces, run_info: dict, source: s
     """Write the mesh and overlay files of one image; return its JSON document."""
     from trans3dhead.inference import writers
 
-    meshes = []
+    meshes = [] if args.mesh else None
     if args.mesh:
         for i, face in enumerate(faces):
             mesh = face.mesh()
@@ -157,7 +157,7 @@ def _process_video(args, aligner, job: Job, sinks: dict, reporter: Reporter, run
     try:
         for fr in aligner.align_video(job.path, smooth=args.smooth, min_cutoff=args.smooth_min_cutoff,
                                       beta=args.smooth_beta):
-            meshes = []
+            meshes = [] if args.mesh else None
             if args.mesh:
                 for i, face in enumerate(fr.faces):
                     mesh = face.mesh()
@@ -260,25 +260,7 @@ def cmd_predict(args) -> int:
     return EXIT_SOME_FAILED if reporter.failed else EXIT_OK
 
 
-def cmd_export_onnx(args) -> int:
-    from trans3dhead.fileio import atomic_write_bytes
-    from trans3dhead.inference.export import export_onnx_bytes, onnx_parity
-    from trans3dhead.weights import DEFAULT_MODEL, load_network
-
-    net = load_network(args.model)
-    model = export_onnx_bytes(net, opset=args.opset)
-    diff = onnx_parity(net, model, batch_sizes=(1, 3))
-    if diff["landmarks"] > 1e-2 or diff["params"] > 1e-3:
-        raise Trans3DHeadError(f"{args.output}: not written: onnxruntime differs from torch (landmarks "
-                               f"{diff['landmarks']:.3g} px, params {diff['params']:.3g} std)")
-    atomic_write_bytes(args.output, model)
-    print(f"wrote {args.output} (model {args.model or DEFAULT_MODEL}, opset {args.opset}, dynamic batch); "
-          f"onnxruntime vs torch: landmarks {diff['landmarks']:.2e} px, params {diff['params']:.2e} std")
-    return EXIT_OK
-
-
 def register(subparsers) -> None:
-    from trans3dhead.inference.export import DEFAULT_OPSET
     from trans3dhead.inference.render import DEFAULT_STYLES
 
     p = subparsers.add_parser("predict", help="3D landmarks, head pose and meshes for images, folders and videos",
@@ -301,9 +283,3 @@ def register(subparsers) -> None:
     p.add_argument("--threads", type=int, default=None, help="CPU threads for the network and the detector")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=cmd_predict)
-
-    e = subparsers.add_parser("export-onnx", help="export the network to ONNX with a dynamic batch axis")
-    e.add_argument("-o", "--output", required=True, help="the .onnx file to write")
-    e.add_argument("--model", default=None, help="named model or weights file (default: the package's default)")
-    e.add_argument("--opset", type=int, default=DEFAULT_OPSET)
-    e.set_defaults(func=cmd_export_onnx)

@@ -14,22 +14,21 @@ import numpy as np
 from tqdm import tqdm
 
 from trans3dhead.data.aflw2000_3d import AFLW2000_3D
-from trans3dhead.data.io import read_image_bgr
-from trans3dhead.evaluate import AlignmentScores, score_alignment
-from trans3dhead.face_model.frames import MATLAB_TO_PKG, ZERO_BASED_TO_PKG, crop_to_image, warp_crop
+from trans3dhead.fileio import read_image_file
+from trans3dhead.evaluation.metrics import AlignmentScores, score_alignment
+from trans3dhead.face_model.frames import CROP_SIZE, MATLAB_TO_PKG, ZERO_BASED_TO_PKG, crop_to_image, warp_crop
 from trans3dhead.face_model.pose import pose_deg_from_params
 from trans3dhead.weights import predict_crops
 
-CROP_SIZE = 120
 
 
 def load_crops(ds: AFLW2000_3D, mode: str, progress: bool = True) -> np.ndarray:
     out = np.empty((len(ds), CROP_SIZE, CROP_SIZE, 3), np.uint8)
     for i in tqdm(range(len(ds)), desc=f"reading crops ({mode})", disable=not progress, leave=False):
         if mode == "provided":
-            out[i] = read_image_bgr(ds.crop_path(i))
+            out[i] = read_image_file(ds.crop_path(i))
         elif mode == "warp":
-            out[i] = warp_crop(read_image_bgr(ds.image_path(i)), ds.roi_box[i], CROP_SIZE)
+            out[i] = warp_crop(read_image_file(ds.image_path(i)), ds.roi_box[i], CROP_SIZE)
         else:
             raise ValueError(f"crops mode '{mode}' is not one of: provided, warp")
     return out

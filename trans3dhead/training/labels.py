@@ -16,12 +16,17 @@ training crop (~35 % of a step) and gives one label per face whatever the augmen
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 from torch import nn
 
-from trans3dhead.data.transforms import FLIP_PERM_68
-from trans3dhead.face_model.frames import bfm_to_crop
+from trans3dhead.fileio import atomic_path
+
+from trans3dhead.face_model.frames import CROP_SIZE, bfm_to_crop_matrix
+from trans3dhead.face_model.landmarks68 import mirror_landmarks
+from trans3dhead.model.batching import forward_crops
 from trans3dhead.face_model.pose import pose_deg_from_params
 
 _MIRROR_POSE = torch.tensor([-1.0, 1.0, -1.0])  # yaw, pitch, roll under a horizontal mirror
@@ -36,7 +41,6 @@ class Teacher(nn.Module):
         for p in self.net.parameters():
             p.requires_grad_(False)
         self.flip_average = flip_average
-        self.register_buffer("perm", torch.as_tensor(FLIP_PERM_68), persistent=False)
 
     def train(self, mode: bool = True):
         return super().train(False)  # the teacher always runs in eval mode
@@ -49,10 +53,8 @@ class Teacher(nn.Module):
         b = crops.shape[0]
         if self.flip_average:
             lm, params = self.net(torch.cat([crops, crops.flip(-1)]))
-            lm_flip = lm[b:, self.perm].clone()
-            lm_flip[..., 0] = size - lm_flip[..., 0]
             pose = pose_deg_from_params(params)
-            lm_out = (lm[:b] + lm_flip) / 2
+            lm_out = (lm[:b] + mirror_landmarks(lm[b:], size)) / 2
             pose_out = (pose[:b] + pose[b:] * _MIRROR_POSE.to(pose)) / 2
             params = params[:b]
         else:
@@ -62,24 +64,15 @@ class Teacher(nn.Module):
                 "pose_deg": pose_out}
 
 
-@torch.no_grad()
 def label_crops(teacher: Teacher, crops_bgr: np.ndarray, batch_size: int = 200, progress=None) -> dict:
     """(N, S, S, 3) uint8 BGR -> dict of numpy arrays (lm, params, pose_deg)."""
-    out = {"lm": [], "params": [], "pose_deg": []}
-    for i in range(0, len(crops_bgr), batch_size):
-        x = torch.from_numpy(np.ascontiguousarray(crops_bgr[i:i + batch_size])).permute(0, 3, 1, 2).float()
-        t = teacher(x)
-        for k in out:
-            out[k].append(t[k].numpy())
-        if progress is not None:
-            progress(len(x))
-    return {k: np.concatenate(v).astype(np.float32) for k, v in out.items()}
+    return forward_crops(lambda x: {k: v for k, v in teacher(x).items() if k != "params_norm"}, crops_bgr,
+                         batch_size, progress=progress)
 
 
 VIEW_KEYS = ("lm", "params", "pose_deg")
 
 
-@torch.no_grad()
 def label_views(net: nn.Module, crops_bgr: np.ndarray, batch_size: int = 200, progress=None) -> dict:
     """Flip-averaged teacher labels of each crop as seen directly and mirrored.
 
@@ -88,45 +81,26 @@ def label_views(net: nn.Module, crops_bgr: np.ndarray, batch_size: int = 200, pr
     exactly; its parameters are the teacher's on the mirrored crop). Two forwards per crop.
     """
     teacher = Teacher(net, flip_average=False)
-    out = {k: [] for k in VIEW_KEYS + tuple("mirror_" + k for k in VIEW_KEYS)}
-    perm = torch.as_tensor(FLIP_PERM_68)
-    for i in range(0, len(crops_bgr), batch_size):
-        x = torch.from_numpy(np.ascontiguousarray(crops_bgr[i:i + batch_size])).permute(0, 3, 1, 2).float()
+
+    def views(x: torch.Tensor) -> dict:
         b, size = len(x), x.shape[-1]
         t = teacher(torch.cat([x, x.flip(-1)]))
-        lm_m = t["lm"][b:, perm].clone()
-        lm_m[..., 0] = size - lm_m[..., 0]
-        lm = (t["lm"][:b] + lm_m) / 2
-        mirror_lm = lm[:, perm].clone()
-        mirror_lm[..., 0] = size - mirror_lm[..., 0]
+        lm = (t["lm"][:b] + mirror_landmarks(t["lm"][b:], size)) / 2
         pose = (t["pose_deg"][:b] + t["pose_deg"][b:] * _MIRROR_POSE) / 2
-        views = {"lm": lm, "params": t["params"][:b], "pose_deg": pose, "mirror_lm": mirror_lm,
-                 "mirror_params": t["params"][b:], "mirror_pose_deg": pose * _MIRROR_POSE}
-        for k, v in views.items():
-            out[k].append(v.numpy())
-        if progress is not None:
-            progress(b)
-    return {k: np.concatenate(v).astype(np.float32) for k, v in out.items()}
+        return {"lm": lm, "params": t["params"][:b], "pose_deg": pose, "mirror_lm": mirror_landmarks(lm, size),
+                "mirror_params": t["params"][b:], "mirror_pose_deg": pose * _MIRROR_POSE}
+
+    return forward_crops(views, crops_bgr, batch_size, progress=progress)
 
 
-def _crop_from_bfm(crop_size: int) -> np.ndarray:
-    """4x4 homogeneous matrix of bfm_to_crop (an affine map), read off from its action on a basis."""
-    basis = np.vstack([np.zeros(3), np.eye(3)])
-    img = bfm_to_crop(basis, crop_size)
-    a = np.eye(4)
-    a[:3, 3] = img[0]
-    a[:3, :3] = (img[1:] - img[0]).T
-    return a
-
-
-def transform_labels(labels: dict, m: np.ndarray, crop_size: int = 120) -> dict:
+def transform_labels(labels: dict, m: np.ndarray, crop_size: int = CROP_SIZE) -> dict:
     """Move one face's labels {"lm" (68, 3), "params" (62,), "pose_deg" (3,)} by the 2x3 crop
     similarity m (package frame): x, y by m, depth scaled by m's scale, the parameters' 3x4 pose
     by the same 3D similarity, the Euler angles by the change of the parameters' own decode."""
     k = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
     g = np.eye(4)
     g[:2, :2], g[:2, 3], g[2, 2] = m[:, :2], m[:, 2], k
-    c = _crop_from_bfm(crop_size)
+    c = bfm_to_crop_matrix(crop_size)
     h = np.linalg.inv(c) @ g @ c  # the move expressed in the BFM frame
     params = labels["params"].astype(np.float64)
     pose = np.vstack([params[:12].reshape(3, 4), [0, 0, 0, 1]])
@@ -142,3 +116,13 @@ def transform_labels(labels: dict, m: np.ndarray, crop_size: int = 120) -> dict:
     pose_deg = (labels["pose_deg"].astype(np.float64) + d_pose[0] + 180.0) % 360.0 - 180.0
     return {"lm": lm_out.astype(np.float32), "params": moved.astype(np.float32),
             "pose_deg": pose_deg.astype(np.float32)}
+
+
+def write_label_cache(path, labels: dict, names, teacher: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path, suffix=".npz") as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, names=np.array(names), teacher=np.array(teacher), flip_average=np.array(True),
+                     frame=np.array("package crop frame (pixels, origin at the crop's top-left corner)"),
+                     **labels)

@@ -1,18 +1,16 @@
-"""The ``trans3dhead`` command: parses arguments, calls the library, prints, sets the exit code."""
+"""`trans3dhead evaluate`: score models on AFLW2000-3D (NME by yaw bin, pose MAE)."""
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
+from trans3dhead.cli.common import positive_int, set_threads
 from trans3dhead.errors import Trans3DHeadError
 
 
 def _load_landmarks_file(path, n: int) -> np.ndarray:
-    from trans3dhead.data.io import require_file
+    from trans3dhead.fileio import require_file
     p = require_file(path, "--landmarks")
     try:
         arr = np.load(p, allow_pickle=False).astype(np.float64)
@@ -26,15 +24,15 @@ def _load_landmarks_file(path, n: int) -> np.ndarray:
 
 
 def cmd_evaluate(args) -> int:
-    from trans3dhead.benchmark_aflw2000 import run_aflw2000, score_predictions
+    from trans3dhead.evaluation.aflw2000_3d import run_aflw2000, score_predictions
     from trans3dhead.data.aflw2000_3d import AFLW2000_3D
-    from trans3dhead.evaluate import format_table, write_json
+    from trans3dhead.evaluation.metrics import format_table, write_json
     from trans3dhead.fileio import atomic_path
     from trans3dhead.weights import load_network
 
     if args.dataset != "aflw2000-3d":
         raise Trans3DHeadError(f"--dataset {args.dataset}: unknown dataset; supported: aflw2000-3d")
-    _set_threads(args.threads)
+    set_threads(args.threads)
     ds = AFLW2000_3D(args.data_root)
     gt = _load_landmarks_file(args.landmarks, len(ds)) if args.landmarks else None
     rows, payload = {}, {}
@@ -63,16 +61,7 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-def _set_threads(n: int | None) -> None:
-    if n:
-        import torch
-        torch.set_num_threads(n)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="trans3dhead", description="3D head alignment (Trans3DHead)")
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def register(sub) -> None:
     ev = sub.add_parser("evaluate", help="score a model on AFLW2000-3D (NME by yaw bin, pose MAE)")
     ev.add_argument("--dataset", default="aflw2000-3d")
     ev.add_argument("--data-root", required=True, help="the aflw2000_3d folder")
@@ -84,29 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--landmarks", help="other ground truth .npy (2000, 68, 2|3) in pt3d_68's frame")
     ev.add_argument("--save-predictions", help="write names, landmarks_2d, landmarks_3d, pose_deg to this .npz")
     ev.add_argument("--json", help="write the scores to this JSON file")
-    ev.add_argument("--batch-size", type=int, default=100)
-    ev.add_argument("--threads", type=int, default=None)
+    ev.add_argument("--batch-size", type=positive_int, default=100)
+    ev.add_argument("--threads", type=positive_int, default=None)
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
     ev.set_defaults(func=cmd_evaluate)
-
-    # Sub-commands that live in their own modules, each exposing register(subparsers).
-    from trans3dhead import cli_predict, cli_train
-    cli_predict.register(sub)
-    cli_train.register(sub)
-    return parser
-
-
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except Trans3DHeadError as exc:
-        print(f"trans3dhead: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("trans3dhead: interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,6 @@
+"""`python -m trans3dhead`: the same as the `trans3dhead` command."""
+import sys
+
+from trans3dhead.cli import main
+
+sys.exit(main())

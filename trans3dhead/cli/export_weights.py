@@ -1,0 +1,28 @@
+"""`trans3dhead export-weights`: a training checkpoint -> a weights file holding the inference
+payload only (what HeadAligner and `--model FILE` load), loaded strictly before it is written."""
+from __future__ import annotations
+
+
+def cmd_export_weights(args) -> int:
+    from trans3dhead.weights import build_network, build_payload, read_weights, save_weights
+
+    payload = read_weights(args.checkpoint)
+    config = dict(payload["model_config"])
+    if args.landmark_source:
+        config["landmark_source"] = args.landmark_source
+    out = build_payload(payload["arch"], config, payload["state_dict"],
+                        {**payload["provenance"], "checkpoint": str(args.checkpoint)}, payload.get("input"))
+    build_network(out)  # must load strictly before it ships
+    save_weights(args.output, out)
+    n = sum(v.numel() for v in out["state_dict"].values())
+    print(f"wrote {args.output} ({n / 1e6:.2f} M values, landmarks: {config.get('landmark_source', 'branch')})")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("export-weights", help="write the inference weights file of a training checkpoint")
+    p.add_argument("checkpoint", help="a training checkpoint, e.g. runs/default/checkpoints/last.ckpt")
+    p.add_argument("-o", "--output", required=True, help="the weights file (.pt) to write")
+    p.add_argument("--landmark-source", choices=["branch", "3dmm", "fused"], default=None,
+                   help="the final landmark answer (chosen on the validation split); default: as trained")
+    p.set_defaults(func=cmd_export_weights)

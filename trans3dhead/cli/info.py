@@ -1,0 +1,87 @@
+"""`trans3dhead info [--model NAME_OR_FILE] [--json]`: the model card of a model.
+
+What the weights file records (architecture, size, input spec, training config, code commit,
+crop counts, exclusion lists) merged with the card shipped for a named model
+(assets/model_cards.json: label sources, AFLW2000-3D figures recorded when it was made, licence).
+"""
+from __future__ import annotations
+
+import json
+
+
+def model_card(name_or_path: str | None) -> dict:
+    from importlib import resources
+
+    from trans3dhead.weights import DEFAULT_MODEL, NAMED_ONNX, NAMED_WEIGHTS, read_weights, resolve_weights
+
+    name = name_or_path or DEFAULT_MODEL
+    path = resolve_weights(name)
+    payload = read_weights(path)
+    prov = payload.get("provenance", {})
+    params = sum(v.numel() for v in payload["state_dict"].values())
+    config = prov.get("config")
+    card = {"model": name, "file": str(path), "size_mb": round(path.stat().st_size / 1e6, 2), "arch": payload["arch"],
+            "parameters": int(params), "model_config": payload["model_config"], "input": payload.get("input"),
+            "landmark_frame": payload.get("landmark_frame"), "training_config": config,
+            "code_commit": prov.get("code_commit"), "data": prov.get("data"),
+            "epoch": prov.get("epoch"), "checkpoint": prov.get("checkpoint")}
+    if name in NAMED_WEIGHTS:
+        card["onnx_export_shipped"] = NAMED_ONNX.get(name)
+        shipped = json.loads(resources.files("trans3dhead.assets").joinpath("model_cards.json").read_text())
+        for key, value in shipped.get(name, {}).items():
+            if card.get(key) is None:
+                card[key] = value
+    else:
+        card.setdefault("licence", prov.get("licence"))
+    if config is not None and card.get("label_sources") is None:
+        data = config.get("data", {})
+        sources = [f"teacher: {data.get('teacher')}"]
+        if data.get("merl_rav_root") and config.get("loss", {}).get("human_landmark"):
+            sources.append(f"human: MERL-RAV (weight {config['loss']['human_landmark']})")
+        card["label_sources"] = sources
+    return card
+
+
+def _print_card(card: dict) -> None:
+    print(f"model: {card['model']}  ({card['arch']}, {card['parameters'] / 1e6:.2f} M parameters, "
+          f"{card['size_mb']} MB)  {card['file']}")
+    if card.get("summary"):
+        print(f"  {card['summary']}")
+    inp = card.get("input") or {}
+    print(f"input: {inp.get('crop_size')}x{inp.get('crop_size')} {inp.get('channels')} crop, "
+          f"{inp.get('normalisation')}")
+    for key in ("trained_by", "code_commit", "human_labels"):
+        if card.get(key) is not None:
+            print(f"{key.replace('_', ' ')}: {card[key]}")
+    if card.get("label_sources"):
+        print("labels: " + "; ".join(card["label_sources"]))
+    data = card.get("data")
+    if data:
+        print(f"data: {data.get('train_crops')} training crops, {data.get('val_crops')} validation crops")
+        for ex in data.get("exclusions") or []:
+            print(f"  excluded: {ex['file']} ({ex['count']} crops, sha256 {ex['sha256']})")
+        if not data.get("exclusions"):
+            print("  excluded: none" + (f" ({data['note']})" if data.get("note") else ""))
+    fig = card.get("aflw2000_3d")
+    if fig:
+        pkg, ddfa = fig.get("package_protocol", {}), fig.get("3ddfa_protocol", {})
+        print(f"AFLW2000-3D ({fig.get('crops')}): NME mean of bins {pkg.get('nme_mean_of_bins')} (package frame), "
+              f"{ddfa.get('nme_mean_of_bins')} (3DDFA protocol); pose MAE {fig.get('pose_mae_deg')} deg")
+    if card.get("licence"):
+        print(f"licence: {card['licence']}")
+
+
+def cmd_info(args) -> int:
+    card = model_card(args.model)
+    if args.json:
+        print(json.dumps(card, default=str))
+    else:
+        _print_card(card)
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("info", help="the model card of a model (architecture, training data, figures, licence)")
+    p.add_argument("--model", default=None, help="named model or weights file (default: the package's default)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_info)

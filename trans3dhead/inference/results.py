@@ -1,0 +1,147 @@
+"""What inference returns: FaceResult (one face, every quantity in image pixels), its Pose and
+Mesh, and the per-file and per-frame wrappers FileResult and FrameResult.
+
+Frames: the package image frame (pixels, x right, y down, origin at the top-left corner of the
+top-left pixel); z is depth in the same pixel units, larger = closer to the camera. The dense
+model and pose follow face_model/ (docs/conventions.md and docs/output_schema.md state every
+formula).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from typing import NamedTuple
+
+import numpy as np
+
+from trans3dhead.face_model.bfm import dense_model
+from trans3dhead.face_model.frames import FLIP_Y, params_from_camera
+from trans3dhead.face_model.pose import euler_from_rotation, rotation_from_euler, split_pose
+
+
+class Mesh(NamedTuple):
+    """vertices: (38365, 3) float32, image pixels (z depth, larger = closer);
+    triangles: (76073, 3) int32 vertex indices, wound so that (v1 - v0) x (v2 - v0) points out of
+    the face (toward +z, the camera, where the face is seen from the front).
+
+    A named tuple: ``vertices, triangles = face.mesh()`` unpacks it."""
+
+    vertices: np.ndarray
+    triangles: np.ndarray
+
+
+@dataclass(frozen=True)
+class Pose:
+    """Head pose of one face, the JSON "pose" block as an object.
+
+    yaw, pitch, roll: degrees, AFLW2000-3D's Pose_Para convention: rotation = Rz(roll) Ry(yaw)
+        Rx(pitch) (docs/conventions.md gives the signs).
+    rotation: (3, 3) orthonormal, rebuilt from the three angles.
+    scale: image pixels per BFM model unit.
+    translation: (3,) image pixels, where the model origin lands (x, y; z on the landmarks' depth scale).
+    """
+
+    yaw: float
+    pitch: float
+    roll: float
+    rotation: np.ndarray = field(repr=False)
+    scale: float = field(repr=False)
+    translation: np.ndarray = field(repr=False)
+
+    @property
+    def angles(self) -> np.ndarray:
+        """(3,) yaw, pitch, roll in degrees."""
+        return np.array([self.yaw, self.pitch, self.roll])
+
+    def __repr__(self) -> str:
+        return f"Pose(yaw={self.yaw:.1f}, pitch={self.pitch:.1f}, roll={self.roll:.1f})"
+
+
+def pose_from_camera(camera_matrix: np.ndarray) -> Pose:
+    """3DDFA's rule (split_pose) gives the angles, so published pose figures reproduce; its matrix
+    is not exactly orthonormal, so the rotation is rebuilt from the angles."""
+    scale, rot, _ = split_pose(FLIP_Y @ camera_matrix)
+    yaw, pitch, roll = euler_from_rotation(rot)
+    return Pose(yaw=math.degrees(float(yaw)), pitch=math.degrees(float(pitch)), roll=math.degrees(float(roll)),
+                rotation=rotation_from_euler(yaw, pitch, roll), scale=float(scale),
+                translation=np.asarray(camera_matrix, np.float64)[:, 3].copy())
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class FaceResult:
+    """One face, every point in image pixels. Frozen: use with_updates() for a changed copy.
+
+    box: (4,) x0, y0, x1, y1 from the detector (or given). score: detector confidence.
+    crop_box: (4,) the square box the final crop was taken from.
+    landmarks_3d: (68, 3) float64 x, y, z (z depth, larger = closer; same pixel scale).
+    camera_matrix: (3, 4) float64 A: X_img = A[:, :3] @ S + A[:, 3] for BFM model-space points S;
+        A[:, :3] = scale * diag(1, -1, 1) @ rotation.T up to the network's non-orthogonality.
+    shape_params: (40,), expression_params: (10,) BFM coefficients (3DDFA scaling).
+    track_id: the face's track across video frames (None for still images).
+    pose: yaw, pitch, roll (degrees), rotation, scale, translation (a Pose).
+    """
+
+    box: np.ndarray
+    score: float
+    crop_box: np.ndarray
+    landmarks_3d: np.ndarray
+    camera_matrix: np.ndarray
+    shape_params: np.ndarray
+    expression_params: np.ndarray
+    track_id: int | None = None
+
+    def __repr__(self) -> str:
+        x0, y0, x1, y1 = (float(v) for v in self.box)
+        track = "" if self.track_id is None else f", track_id={self.track_id}"
+        return (f"FaceResult(box=[{x0:.0f}, {y0:.0f}, {x1:.0f}, {y1:.0f}], score={self.score:.3f}, "
+                f"{self.pose!r}{track})")
+
+    @cached_property
+    def pose(self) -> Pose:
+        return pose_from_camera(self.camera_matrix)
+
+    @property
+    def landmarks_2d(self) -> np.ndarray:
+        """(68, 2) x, y image pixels."""
+        return self.landmarks_3d[:, :2]
+
+    @property
+    def params(self) -> np.ndarray:
+        """(62,) the 3DDFA parameter vector in the frame of crop_box (what the network predicts)."""
+        return np.concatenate([params_from_camera(self.camera_matrix, self.crop_box), self.shape_params,
+                               self.expression_params])
+
+    def mesh(self) -> Mesh:
+        """The dense face: 38,365 vertices in image pixels and the 76,073 triangles."""
+        u, bases, tri = dense_model()
+        coef = np.concatenate([self.shape_params, self.expression_params]).astype(np.float32)
+        shape = u + bases @ coef
+        verts = shape.astype(np.float64) @ self.camera_matrix[:, :3].T + self.camera_matrix[:, 3]
+        if np.linalg.det(self.camera_matrix[:, :3]) < 0:  # the y flip to the image frame mirrors the winding
+            tri = tri[:, [0, 2, 1]]
+        return Mesh(vertices=verts.astype(np.float32), triangles=np.ascontiguousarray(tri))
+
+    def with_updates(self, **changes) -> "FaceResult":
+        """A copy with some fields replaced (the pose is recomputed from the new fields)."""
+        return replace(self, **changes)
+
+
+@dataclass
+class FileResult:
+    """What align_files yields per file: the decoded image and its faces, or the error."""
+
+    path: str
+    image: np.ndarray | None
+    faces: list[FaceResult] | None
+    error: str | None = None
+
+
+@dataclass
+class FrameResult:
+    """What align_video yields per frame."""
+
+    index: int
+    time_s: float
+    image: np.ndarray
+    faces: list[FaceResult]
