@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-DATA_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data"
+# The one definition of where things are; test modules import these names from here.
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DATA_ROOT = REPO_ROOT.parent / "shared" / "data"
 AFLW2000_ROOT = DATA_ROOT / "aflw2000_3d"
 AFLW_CROPS_ROOT = DATA_ROOT / "aflw_crops"
 FACE_MODEL_ROOT = DATA_ROOT / "face_model"

@@ -10,10 +10,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from conftest import AFLW2000_ROOT
+
 from trans3dhead.inference.examples import example_photo
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-AFLW = SHARED / "data" / "aflw2000_3d"
+AFLW = AFLW2000_ROOT
 MODEL = "trans3dhead"  # the shipped default model
 # near-frontal AFLW2000-3D faces (|yaw| < 10 deg by Pose_Para), picked by name
 FRONTAL_AFLW = ("image00002", "image00013", "image00040")

@@ -2,17 +2,17 @@
 with provenance."""
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import torch
+from conftest import DATA_ROOT
 
 from trans3dhead.fileio import read_image_file
 from trans3dhead.face_model.landmarks68 import mirror_landmarks
 from trans3dhead.training.labels import Teacher
 from trans3dhead.weights import load_network
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = DATA_ROOT
 
 
 def _crops(n=6):

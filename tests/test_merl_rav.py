@@ -6,16 +6,16 @@ module (about 3 s).
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import DATA_ROOT
 
 from trans3dhead.data.aflw_crops import AFLWCrops
 from trans3dhead.data.merl_rav import MerlRav, aflw21_from_68, fit_scale_shift
 from trans3dhead.errors import Trans3DHeadError
 
-DATA = Path(__file__).parents[1].parent / "shared" / "data"
+DATA = DATA_ROOT
 # CI always has ../shared/data beside the clone: a missing data folder must fail, not skip.
 def needs_data(test):
     return test

@@ -1,17 +1,17 @@
 """Trans3DHead network: shapes and frames, gradients, each ablation switch, batch consistency,
 and overfitting real crops."""
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import DATA_ROOT
 
 from trans3dhead.fileio import read_image_file
 from trans3dhead.model.qamem import QAMemRead, SharedValueRead
 from trans3dhead.config import ModelConfig
 from trans3dhead.model.trans3dhead import Trans3DHeadPredictor, build_model
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = DATA_ROOT
 TINY = dict(backbone_width=0.25, dim=16, num_layers=2, num_heads=2, ffn_dim=32)
 
 

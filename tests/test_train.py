@@ -5,17 +5,17 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import DATA_ROOT, REPO_ROOT
 
 from trans3dhead.config import load_config
 from trans3dhead.errors import Trans3DHeadError
 from trans3dhead.weights import load_network
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
+ROOT = REPO_ROOT
+DATA = DATA_ROOT
 TINY = ROOT / "configs" / "tiny.yaml"
 
 
@@ -65,24 +65,33 @@ def test_kill_and_resume_reproduces_uninterrupted_run(tmp_path):
         torch.testing.assert_close(resumed[name], value, atol=1e-5, rtol=1e-4, msg=name)
 
 
-@pytest.mark.parametrize("labels", ["online", "cached"])
-def test_run_logs_terms_and_writes_loadable_weights(tmp_path, labels):
-    """Both label paths train: the online teacher, and cached labels (a data.limit run labels its
-    crops in memory and writes no cache)."""
-    run = tmp_path / "run"
-    cached = {"data.teacher_labels": tmp_path / "labels.npz"} if labels == "cached" else {}
-    _train(run, *_overrides(**cached), "train.max_epochs=1")
-    assert not (tmp_path / "labels.npz").exists()
-    header = (run / "logs" / "version_0" / "metrics.csv").read_text().splitlines()[0]
-    for term in ("landmark", "depth", "param", "vertex", "cross_branch", "euler", "total"):
-        assert f"train/{term}" in header
-    assert "val/nme_teacher_branch" in header
-    assert (run / "config.yaml").is_file()
-    net = load_network(str(run / "checkpoints" / "last.ckpt"))
-    lm, params = net(torch.rand(1, 3, 120, 120) * 255)
-    assert lm.shape == (1, 68, 3) and params.shape == (1, 62)
-    again = _train(run, *_overrides(**cached), check=False)
-    assert again.returncode == 2 and "--resume" in again.stderr and "Traceback" not in again.stderr
+def test_both_label_paths_train_log_every_term_and_write_loadable_weights(tmp_path):
+    """The online teacher and cached labels both train, and the label path really changes: the
+    resolved config records which one ran, a data.limit run labels its crops in memory (no cache
+    file written where one was asked for), and the two runs, same seed and same crops, end in
+    different weights (their targets differ: the teacher on each augmented crop vs labels moved
+    with the augmentation, ~1 % NME apart, tests/test_labels.py)."""
+    cache = tmp_path / "labels.npz"
+    runs = {"online": (tmp_path / "online", {}), "cached": (tmp_path / "cached", {"data.teacher_labels": cache})}
+    states = {}
+    for kind, (run, extra) in runs.items():
+        _train(run, *_overrides(**extra), "train.max_epochs=1")
+        header = (run / "logs" / "version_0" / "metrics.csv").read_text().splitlines()[0]
+        for term in ("landmark", "depth", "param", "vertex", "cross_branch", "euler", "total"):
+            assert f"train/{term}" in header, (kind, term)
+        assert "val/nme_teacher_branch" in header
+        resolved = load_config(run / "config.yaml")
+        assert resolved.data.teacher_labels == (str(cache) if kind == "cached" else None), kind
+        net = load_network(str(run / "checkpoints" / "last.ckpt"))
+        lm, params = net(torch.rand(1, 3, 120, 120) * 255)
+        assert lm.shape == (1, 68, 3) and params.shape == (1, 62)
+        states[kind] = _final_state(run)[0]
+        again = _train(run, *_overrides(**extra), check=False)
+        assert again.returncode == 2 and "--resume" in again.stderr and "Traceback" not in again.stderr
+    assert not cache.exists(), "a data.limit run must label in memory, not write the cache"
+    assert states["online"].keys() == states["cached"].keys()
+    gap = max(float((states["online"][k].float() - states["cached"][k].float()).abs().max()) for k in states["online"])
+    assert gap > 1e-4, "online and cached labels trained the same weights: the label path was not used"
 
 
 def test_config_rejects_unknown_keys_and_bad_files(tmp_path):
