@@ -10,9 +10,10 @@ def cmd_train(args) -> int:
 
     config = load_config(args.config, args.overrides)
     run_dir = args.run_dir or str(Path("runs") / config.name)
-    run_training(config, run_dir, resume=args.resume, enable_progress_bar=not args.no_progress)
-    print(f"trained: {run_dir}/checkpoints/last.ckpt (use it with --model, or write a weights file with "
-          f"`trans3dhead export-weights {run_dir}/checkpoints/last.ckpt -o my_weights.pt`)")
+    trainer = run_training(config, run_dir, resume=args.resume, enable_progress_bar=not args.no_progress)
+    if trainer.is_global_zero:  # every process of a multi-process run ends here; one says so
+        print(f"trained: {run_dir}/checkpoints/last.ckpt (use it with --model, or write a weights file with "
+              f"`trans3dhead export-weights {run_dir}/checkpoints/last.ckpt -o my_weights.pt`)")
     return 0
 
 

@@ -75,20 +75,32 @@ class CropDataset(Dataset):
 
 
 class EpochSampler(Sampler):
-    """A shuffle fixed by (seed, epoch); set_epoch also moves the dataset's augmentation seed."""
+    """A shuffle fixed by (seed, epoch); set_epoch also moves the dataset's augmentation seed.
 
-    def __init__(self, dataset: CropDataset, seed: int):
+    With several processes (DDP), rank r of W takes every W-th index of that same order, starting
+    at r, after the tail that does not divide by W is dropped: the shards are disjoint and equally
+    long (every rank runs the same number of steps; a rank left one batch short would hang the
+    others). With W = 1 the order is the whole permutation, exactly as a single-process run has it.
+    """
+
+    def __init__(self, dataset: CropDataset, seed: int, rank: int = 0, world_size: int = 1):
+        if not 0 <= rank < world_size:
+            raise Trans3DHeadError(f"sampler rank {rank} is outside a world of {world_size} process(es)")
         self.dataset, self.seed, self.epoch = dataset, seed, 0
+        self.rank, self.world_size = rank, world_size
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
         self.dataset.epoch = epoch
 
     def __iter__(self):
-        return iter(np.random.default_rng([self.seed, self.epoch, 7]).permutation(len(self.dataset)).tolist())
+        order = np.random.default_rng([self.seed, self.epoch, 7]).permutation(len(self.dataset))
+        if self.world_size > 1:
+            order = order[:len(self) * self.world_size][self.rank::self.world_size]
+        return iter(order.tolist())
 
     def __len__(self) -> int:
-        return len(self.dataset)
+        return len(self.dataset) // self.world_size
 
 
 class CropsDataModule(L.LightningDataModule):
@@ -133,12 +145,17 @@ class CropsDataModule(L.LightningDataModule):
         seed = self.config.train.seed
         self.train_set = CropDataset(self.crops, train_idx, self.config.augment, seed, human, labels)
         self.val_set = CropDataset(self.crops, val_idx, None, seed, human, labels)
-        self.sampler = EpochSampler(self.train_set, seed)
+        # Each process of a multi-process run (DDP) draws its own shard of the one (seed, epoch) order;
+        # the Trainer is told not to put a sampler of its own over it (run.py).
+        trainer = self.trainer
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        self.sampler = EpochSampler(self.train_set, seed, rank, world)
         self.summary = {"train_crops": int(len(train_idx)), "val_crops": int(len(val_idx)),
                         "human_labelled_train_crops": int(sum(int(i) in human for i in train_idx)),
                         "exclusions": self.exclusions}
-        print(f"crops: {len(train_idx)} training, {len(val_idx)} validation "
-              f"({sum(r['count'] for r in self.exclusions)} listed in exclusion lists)", flush=True)
+        if rank == 0:
+            print(f"crops: {len(train_idx)} training, {len(val_idx)} validation "
+                  f"({sum(r['count'] for r in self.exclusions)} listed in exclusion lists)", flush=True)
 
     def train_dataloader(self):
         return DataLoader(self.train_set, batch_size=self.config.train.batch_size, sampler=self.sampler,

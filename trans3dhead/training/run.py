@@ -24,7 +24,7 @@ class ProgressPrinter(L.Callback):
         self.every, self.t0 = every, time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if trainer.global_step % self.every == 0:
+        if trainer.is_global_zero and trainer.global_step % self.every == 0:
             m = trainer.callback_metrics
             print(f"epoch {trainer.current_epoch} step {trainer.global_step} "
                   f"loss {float(m.get('train/total', float('nan'))):.3f} "
@@ -32,6 +32,8 @@ class ProgressPrinter(L.Callback):
                   f"elapsed {time.perf_counter() - self.t0:.0f}s", flush=True)
 
     def on_validation_end(self, trainer, pl_module):
+        if not trainer.is_global_zero:
+            return
         vals = {k: round(float(v), 4) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
         print(f"epoch {trainer.current_epoch} validation {vals}", flush=True)
 
@@ -76,8 +78,13 @@ def run_training(config: Config, run_dir, resume: bool = False, enable_progress_
     if not enable_progress_bar:
         callbacks.append(ProgressPrinter())
     t = config.train
+    # use_distributed_sampler=False: with several processes, Lightning would wrap the EpochSampler
+    # in a DistributedSampler that reshuffles its order by a seed of its own and shards the
+    # validation split too; instead each rank draws its own shard of the (seed, epoch) order
+    # (datamodule.py) and every rank scores the whole validation split, so validation figures do
+    # not depend on the number of processes. A single-process run is untouched by the flag.
     trainer = L.Trainer(max_epochs=t.max_epochs, accelerator=t.accelerator, devices=t.devices,
-                        num_nodes=t.num_nodes, strategy=t.strategy,
+                        num_nodes=t.num_nodes, strategy=t.strategy, use_distributed_sampler=False,
                         logger=loggers, callbacks=callbacks,
                         plugins=[AtomicCheckpointIO()], log_every_n_steps=config.train.log_every_n_steps,
                         check_val_every_n_epoch=config.train.val_every_n_epochs, deterministic=False,
