@@ -6,12 +6,17 @@ the resolved config is written beside every run.
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 from trans3dhead.errors import Trans3DHeadError
+
+
+LANDMARK_SOURCES = ("branch", "3dmm", "fused")
 
 
 @dataclass
@@ -30,6 +35,11 @@ class ModelConfig:
     param_branch: bool = True  # False: landmark branch only (parameters stay at the mean)
     dropout: float = 0.0
     landmark_source: str = "branch"  # final answer: "branch", "3dmm" or "fused" (their mean)
+
+    def __post_init__(self):
+        if self.landmark_source not in LANDMARK_SOURCES:  # also checks weights files' model_config
+            raise Trans3DHeadError(f"model.landmark_source={self.landmark_source!r}: must be one of "
+                                   f"{', '.join(LANDMARK_SOURCES)}")
 
 
 @dataclass
@@ -111,33 +121,113 @@ class Config:
     name: str = "run"
 
 
+def _type_name(tp) -> str:
+    if isinstance(tp, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    return {type(None): "null", int: "a whole number", float: "a number", bool: "true or false", str: "a string",
+            list[str]: "a list of strings, e.g. [a.csv, b.csv]"}.get(tp, str(tp))
+
+
+def _matches(tp, value) -> bool:
+    """Whether a YAML value fits a field's annotation (the few kinds the config tree uses)."""
+    if isinstance(tp, types.UnionType):
+        return any(_matches(a, value) for a in typing.get_args(tp))
+    if tp is type(None):
+        return value is None
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if tp is float:  # a whole number is a number too ("lr: 1")
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is str:
+        return isinstance(value, str)
+    if typing.get_origin(tp) is list:
+        (item,) = typing.get_args(tp)
+        return isinstance(value, list) and all(_matches(item, v) for v in value)
+    raise TypeError(f"config field type {tp} is not handled")  # a new kind of field: teach _matches
+
+
+def _yaml11_float(tp, value):
+    """PyYAML reads 1e-3 (no dot) as the string '1e-3'; a field holding a number takes it as 0.001."""
+    if isinstance(value, str) and _matches(tp, 0.5) and not _matches(tp, value):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
 def _build(cls, values: dict, where: str):
     if not isinstance(values, dict):
         raise Trans3DHeadError(f"config {where or 'root'}: expected a mapping, got {type(values).__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
     unknown = sorted(set(values) - set(fields))
     if unknown:
         raise Trans3DHeadError(f"config {where or 'root'}: unknown key(s) {unknown}; known: {sorted(fields)}")
     kwargs = {}
     for name, value in values.items():
-        default = getattr(cls(), name)
-        if dataclasses.is_dataclass(default):
-            kwargs[name] = _build(type(default), value, f"{where}.{name}".lstrip("."))
+        key = f"{where}.{name}".lstrip(".")
+        if dataclasses.is_dataclass(hints[name]):
+            kwargs[name] = _build(hints[name], value, key)
+            continue
+        value = _yaml11_float(hints[name], value)
+        if not _matches(hints[name], value):
+            raise Trans3DHeadError(f"config {key}={value!r}: expected {_type_name(hints[name])}, "
+                                   f"got {type(value).__name__}")
         else:
             kwargs[name] = value
     return cls(**kwargs)
 
 
-def apply_overrides(values: dict, overrides: list[str]) -> dict:
+def _field_type(schema, parts: list[str], item: str):
+    """The annotation at a dotted path of the config tree; a one-line error for a wrong path."""
+    tp, done = schema, []
+    for part in parts:
+        if not dataclasses.is_dataclass(tp):
+            raise Trans3DHeadError(f"override '{item}': {'.'.join(done)} is a value ({_type_name(tp)}), "
+                                   f"not a section with keys")
+        hints = typing.get_type_hints(tp)
+        if part not in hints:
+            where = ".".join(done) or "root"
+            raise Trans3DHeadError(f"override '{item}': unknown key '{part}' in config {where}; known: "
+                                   f"{sorted(hints)}")
+        tp = hints[part]
+        done.append(part)
+    if dataclasses.is_dataclass(tp):
+        example = dataclasses.fields(tp)[0].name
+        raise Trans3DHeadError(f"override '{item}': {'.'.join(done)} is a section; set one of its keys, "
+                               f"e.g. {'.'.join(done)}.{example}=...")
+    return tp
+
+
+def apply_overrides(values: dict, overrides: list[str], schema=None) -> dict:
+    """Dotted overrides (``train.max_epochs=3``) applied to a YAML mapping. Each path must name a
+    value of the config tree (schema, default Config); the value is read as YAML ("3" -> 3,
+    "false" -> False, "null" -> None), except that a field holding text keeps the text as typed
+    (``name=2024`` is the name "2024"). Types are checked when the tree is built."""
+    schema = Config if schema is None else schema
     for item in overrides:
         if "=" not in item:
             raise Trans3DHeadError(f"override '{item}': expected key.path=value")
         key, raw = item.split("=", 1)
-        node = values
         parts = key.split(".")
-        for part in parts[:-1]:
+        tp = _field_type(schema, parts, item)
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            raise Trans3DHeadError(f"override '{item}': value is not valid YAML "
+                                   f"({str(exc).splitlines()[0]})") from None
+        if isinstance(value, (bool, int, float)) and _matches(tp, raw) and not _matches(tp, value):
+            value = raw
+        node = values
+        for depth, part in enumerate(parts[:-1]):
             node = node.setdefault(part, {})
-        node[parts[-1]] = yaml.safe_load(raw)  # "3" -> 3, "false" -> False, "a" -> "a"
+            if not isinstance(node, dict):
+                raise Trans3DHeadError(f"override '{item}': config {'.'.join(parts[:depth + 1])} is not a mapping "
+                                       "in the YAML file")
+        node[parts[-1]] = value
     return values
 
 
