@@ -23,15 +23,24 @@ from trans3dhead.errors import Trans3DHeadError
 
 @contextmanager
 def atomic_path(path, suffix: str | None = None):
-    """Yield a temporary path beside ``path``; on success rename it onto ``path``."""
+    """Yield a temporary path beside ``path``; on success rename it onto ``path``. A folder that
+    cannot be created or written, or a target that cannot be replaced, is a Trans3DHeadError naming
+    it; the temporary file is removed whatever happens."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix, dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix, dir=path.parent)
+    except OSError as exc:  # read-only, not a folder, no space: name the folder, not mkstemp
+        raise Trans3DHeadError(f"{path.parent}: cannot write {path.name} into this folder "
+                               f"({exc.strerror or type(exc).__name__}); choose a writable folder") from None
     os.close(fd)
     try:
         yield Path(tmp)
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs are ordinary files
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:  # e.g. a folder of that name is in the way
+            raise Trans3DHeadError(f"{path}: cannot be written ({exc.strerror or type(exc).__name__})") from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

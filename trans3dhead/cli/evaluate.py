@@ -35,7 +35,7 @@ def cmd_evaluate(args) -> int:
     set_threads(args.threads)
     ds = AFLW2000_3D(args.data_root)
     gt = _load_landmarks_file(args.landmarks, len(ds)) if args.landmarks else None
-    rows, payload = {}, {}
+    rows, payload, written = {}, {}, []
     for name in args.model or [None]:
         net = load_network(name)
         label = name or "trans3dhead (default)"
@@ -51,10 +51,13 @@ def cmd_evaluate(args) -> int:
                 with open(tmp, "wb") as f:
                     np.savez(f, names=np.array(ds.names), landmarks_2d=pred["landmarks_3d"][..., :2],
                              landmarks_3d=pred["landmarks_3d"], pose_deg=pred["pose_deg"], params=pred["params"])
+            written.append(f"predictions of {label}: {out}")
     print(f"AFLW2000-3D, crops={args.crops}, protocol={args.protocol}, "
           f"ground truth={'--landmarks ' + args.landmarks if args.landmarks else 'pt3d_68'}; "
           f"NME in %, pose MAE in degrees over {next(iter(rows.values())).pose_count} faces")
     print(format_table(rows))
+    for line in written:  # with several --model, one file each: p.npz -> p_<model>.npz
+        print(line)
     if args.json:
         write_json(args.json, {"dataset": "aflw2000-3d", "crops": args.crops, "protocol": args.protocol,
                                "landmarks": args.landmarks, "results": payload})
@@ -71,7 +74,8 @@ def register(sub) -> None:
     ev.add_argument("--protocol", choices=["package", "3ddfa"], default="package",
                     help="package: exact package frame; 3ddfa: as 3DDFA's benchmark (0-based decode vs stored)")
     ev.add_argument("--landmarks", help="other ground truth .npy (2000, 68, 2|3) in pt3d_68's frame")
-    ev.add_argument("--save-predictions", help="write names, landmarks_2d, landmarks_3d, pose_deg to this .npz")
+    ev.add_argument("--save-predictions", help="write names, landmarks_2d, landmarks_3d, pose_deg to this .npz "
+                    "(with several --model, one file each: NAME_<model>.npz, each printed)")
     ev.add_argument("--json", help="write the scores to this JSON file")
     ev.add_argument("--batch-size", type=positive_int, default=100)
     ev.add_argument("--threads", type=positive_int, default=None)

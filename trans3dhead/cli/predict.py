@@ -6,14 +6,20 @@ OUTDIR/<name>_face<i>.obj|ply, with --render OUTDIR/<name>_overlay.png. A folder
 relative paths under OUTDIR/<folder name>/, and OUTDIR/<folder name>.jsonl holds one line per
 image. A video gives OUTDIR/<name>.jsonl (one line per frame) and with --render
 OUTDIR/<name>_overlay.mp4. Exit code: 0 all inputs done, 1 some inputs failed (each named on
-stderr; the others are still processed), 2 a bad option or model.
+stderr; the others are still processed), 2 a bad option or model, or an output folder that cannot
+be written. An input fails when it is missing or unreadable, when a folder holds no image or video
+file (no .jsonl is written for it), and when a video stops before the frame count its header
+announces (the frames that decoded are kept and written; the line says how many of how many).
 """
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from trans3dhead.cli.common import non_negative_float, positive_float, positive_int, unit_interval
 from trans3dhead.errors import Trans3DHeadError
 
 EXIT_OK, EXIT_SOME_FAILED = 0, 1
@@ -24,7 +30,7 @@ class Job:
     """One input to process: an image or a video, where its outputs go, and its folder's JSONL."""
 
     path: Path
-    kind: str  # "image" | "video" | "missing"
+    kind: str  # "image" | "video" | "missing" | "empty" (a folder without an image or video)
     base: Path  # output path without suffix
     group: str | None = None  # the folder it came from (its JSONL collects it)
 
@@ -49,6 +55,9 @@ def _collect_jobs(inputs: list[str], outdir: Path) -> tuple[list[Job], dict[str,
             groups[raw] = _with(name, ".jsonl")
             wanted = IMAGE_SUFFIXES | VIDEO_SUFFIXES
             files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in wanted)
+            if not files:
+                groups.pop(raw)
+                jobs.append(Job(p, "empty", name))
             for f in files:
                 rel = f.relative_to(p).with_suffix("")
                 kind = "video" if f.suffix.lower() in VIDEO_SUFFIXES else "image"
@@ -117,7 +126,7 @@ def _process_images(args, aligner, jobs: list[Job], sinks: dict, reporter: Repor
 
     from trans3dhead.inference import writers
 
-    n_faces = 0
+    n_done = n_faces = 0
     bar = tqdm(total=len(jobs), desc="images", unit="img", disable=args.quiet or len(jobs) < 2, file=sys.stderr)
     by_path = {str(j.path): j for j in jobs}
     for res in aligner.align_files([j.path for j in jobs], progress=bar.update):
@@ -126,16 +135,17 @@ def _process_images(args, aligner, jobs: list[Job], sinks: dict, reporter: Repor
             try:
                 doc = _image_outputs(args, job.base, res.image, res.faces, run_info, res.path)
                 writers.write_json(_with(job.base, ".json"), doc)
+                n_done += 1
                 n_faces += len(res.faces)
-            except OSError as exc:
-                res.error = f"{res.path}: cannot write outputs under {job.base.parent} ({exc.strerror or exc})"
+            except Trans3DHeadError as exc:  # an output folder that cannot be written (fileio names it)
+                res.error = f"{res.path}: outputs not written: {exc}"
         if res.error is not None:
             reporter.error(res.error, bar)
             doc = writers.image_document(res.path, (0, 0), None, run_info, error=res.error)
         if job.group is not None:
             sinks[job.group].write(doc)
     bar.close()
-    return n_faces
+    return n_done, n_faces
 
 
 def _process_video(args, aligner, job: Job, sinks: dict, reporter: Reporter, run_info: dict) -> int:
@@ -152,7 +162,7 @@ def _process_video(args, aligner, job: Job, sinks: dict, reporter: Reporter, run
                     fps=info.fps)
     lines = writers.JsonLinesWriter(_with(job.base, ".jsonl"))
     sink = None
-    n_faces = 0
+    n_faces = n_frames = 0
     bar = tqdm(total=info.frame_count or None, desc=job.path.name, unit="frame", disable=args.quiet, file=sys.stderr)
     try:
         for fr in aligner.align_video(job.path, smooth=args.smooth, min_cutoff=args.smooth_min_cutoff,
@@ -175,6 +185,7 @@ def _process_video(args, aligner, job: Job, sinks: dict, reporter: Reporter, run
                     sink = VideoSink(_with(job.base, "_overlay.mp4"), info.fps, (w, h))
                 sink.write(render_overlay(fr.image, fr.faces, args.render))
             n_faces += len(fr.faces)
+            n_frames += 1
             bar.update(1)
     except BaseException:
         lines.abort()
@@ -183,9 +194,15 @@ def _process_video(args, aligner, job: Job, sinks: dict, reporter: Reporter, run
         raise
     finally:
         bar.close()
-    lines.close()
-    if sink is not None:
-        sink.close()
+    try:
+        lines.close()
+    finally:
+        if sink is not None:
+            sink.close()
+    if info.frame_count and n_frames < info.frame_count:  # cut off: what decoded is kept, and said
+        reporter.error(f"{job.path}: the video stops after {n_frames} of the {info.frame_count} frames its header "
+                       f"announces (cut off or corrupt); the {n_frames} decoded frames were written to "
+                       f"{_with(job.base, '.jsonl')}")
     return n_faces
 
 
@@ -201,40 +218,67 @@ def _parse_styles(text: str) -> tuple[str, ...]:
     return styles
 
 
+def _prepare_output_folder(outdir: Path) -> None:
+    """Create OUTDIR and check that it takes a file, before the model loads (one line if not)."""
+    if outdir.exists() and not outdir.is_dir():
+        raise Trans3DHeadError(f"-o {outdir}: exists and is not a folder")
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".trans3dhead-write-check.", dir=outdir)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise Trans3DHeadError(f"-o {outdir}: cannot create or write this output folder "
+                               f"({exc.strerror or type(exc).__name__}); choose a writable folder") from None
+
+
+def _folder_without_inputs(path: Path) -> str:
+    from trans3dhead.inference.images import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+
+    return (f"{path}: no image or video file in this folder (searched recursively for "
+            f"{', '.join(sorted(IMAGE_SUFFIXES | VIDEO_SUFFIXES))}); nothing written for it")
+
+
 def cmd_predict(args) -> int:
+    # FFmpeg (inside OpenCV) prints its own decoder complaints, e.g. "[mjpeg @ 0x..] overread 8"
+    # on a cut-off video; predict says what happened in its own line instead. OpenCV reads this
+    # once, when it first opens a video in the process; a value the user set is kept.
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
     import torch
 
     from trans3dhead.inference import HeadAligner, writers
     from trans3dhead.inference.detectors import RetinaFaceDetector
 
-    if args.batch_size < 1:
-        raise Trans3DHeadError(f"--batch-size {args.batch_size}: must be at least 1")
     if args.threads:
         torch.set_num_threads(args.threads)  # the CLI owns the process; the library only scopes it
     outdir = Path(args.output)
-    if outdir.exists() and not outdir.is_dir():
-        raise Trans3DHeadError(f"-o {outdir}: exists and is not a folder")
+    _prepare_output_folder(outdir)
     detector = RetinaFaceDetector(score_threshold=args.score_threshold, threads=args.threads)
     aligner = HeadAligner(model=args.model, detector=detector, backend=args.backend, second_pass=args.second_pass,
                           batch_size=args.batch_size, threads=args.threads)
     run_info = _run_info(args, aligner)
     jobs, groups = _collect_jobs(args.inputs, outdir)
     reporter = Reporter(args.quiet)
-    sinks = {g: writers.JsonLinesWriter(path) for g, path in groups.items()}
+    sinks = {}
     n_images = n_faces = n_videos = 0
     try:
+        for g, path in groups.items():
+            sinks[g] = writers.JsonLinesWriter(path)
         pending: list[Job] = []
 
         def flush():
             nonlocal n_faces, n_images
             if pending:
-                n_faces += _process_images(args, aligner, pending, sinks, reporter, run_info)
-                n_images += len(pending)
+                done, faces = _process_images(args, aligner, pending, sinks, reporter, run_info)
+                n_images += done
+                n_faces += faces
                 pending.clear()
 
         for job in jobs:
             if job.kind == "missing":
                 reporter.error(f"{job.path}: no such file or folder")
+            elif job.kind == "empty":
+                reporter.error(_folder_without_inputs(job.path))
             elif job.kind == "image":
                 pending.append(job)
             else:
@@ -255,8 +299,8 @@ def cmd_predict(args) -> int:
     for s in sinks.values():
         s.close()
     if not args.quiet:
-        print(f"{n_images} image(s), {n_videos} video(s), {n_faces} face(s); {reporter.failed} input(s) failed; "
-              f"outputs in {outdir}", file=sys.stderr)
+        print(f"{n_images} image(s), {n_videos} video(s) done, {n_faces} face(s); {reporter.failed} input(s) "
+              f"failed; outputs in {outdir}", file=sys.stderr)
     return EXIT_SOME_FAILED if reporter.failed else EXIT_OK
 
 
@@ -269,17 +313,18 @@ def register(subparsers) -> None:
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder (created if needed)")
     p.add_argument("--model", default=None, help="named model, weights file, or .onnx file with --backend onnx "
                                                  "(default: the package's default model)")
-    p.add_argument("--backend", choices=["torch", "onnx"], default="torch")
+    p.add_argument("--backend", choices=["torch", "onnx"], default="onnx")
     p.add_argument("--mesh", choices=["obj", "ply"], help="write each face's dense mesh")
     p.add_argument("--render", nargs="?", const=",".join(DEFAULT_STYLES), type=_parse_styles, default=None,
                    metavar="STYLES", help="write overlays; STYLES: comma-separated of landmarks, axes, wireframe, "
                                           f"depth (default {','.join(DEFAULT_STYLES)})")
     p.add_argument("--smooth", action="store_true", help="videos: One-Euro smoothing of landmarks, pose and mesh")
-    p.add_argument("--smooth-min-cutoff", type=float, default=1.0, help="One-Euro cutoff when still, Hz (default 1)")
-    p.add_argument("--smooth-beta", type=float, default=10.0, help="One-Euro speed coefficient (default 10)")
+    p.add_argument("--smooth-min-cutoff", type=positive_float, default=1.0, help="One-Euro cutoff when still, Hz (default 1)")
+    p.add_argument("--smooth-beta", type=non_negative_float, default=10.0, help="One-Euro speed coefficient (default 10)")
     p.add_argument("--second-pass", action="store_true", help="re-crop around the first landmarks and run again")
-    p.add_argument("--score-threshold", type=float, default=0.9, help="detector score threshold (default 0.9)")
-    p.add_argument("--batch-size", type=int, default=16, help="images (or frames) per batch (default 16)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for the network and the detector")
+    p.add_argument("--score-threshold", type=unit_interval, default=0.9,
+                   help="detector score threshold in [0, 1] (default 0.9)")
+    p.add_argument("--batch-size", type=positive_int, default=16, help="images (or frames) per batch (default 16)")
+    p.add_argument("--threads", type=positive_int, default=None, help="CPU threads for the network and the detector")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=cmd_predict)
