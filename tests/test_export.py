@@ -29,7 +29,7 @@ def test_export_has_a_dynamic_batch(onnx_file):
 
 def test_torch_and_onnx_backends_agree(onnx_file):
     images = [photo_bgr(), aflw_path(FRONTAL_AFLW[0]), aflw_path(PROFILE_AFLW[0])]
-    by_torch = HeadAligner(model=MODEL, threads=1).align_batch(images)
+    by_torch = HeadAligner(model=MODEL, backend="torch", threads=1).align_batch(images)
     for model in (str(onnx_file), MODEL):  # an exported file, and a named model's shipped export
         by_onnx = HeadAligner(model=model, backend="onnx", threads=1).align_batch(images)
         for a, b in zip(by_torch, by_onnx):
@@ -41,7 +41,7 @@ def test_torch_and_onnx_backends_agree(onnx_file):
 
 def test_onnx_backend_errors(tmp_path):
     with pytest.raises(Trans3DHeadError, match="needs backend 'onnx'"):
-        HeadAligner(model=str(tmp_path / "m.onnx"))
+        HeadAligner(model=str(tmp_path / "m.onnx"), backend="torch")
     with pytest.raises(Trans3DHeadError, match="no such ONNX file"):
         HeadAligner(model=str(tmp_path / "m.onnx"), backend="onnx")
     bad = tmp_path / "bad.onnx"
@@ -69,3 +69,68 @@ def test_shipped_onnx_matches_torch_on_real_crops(name, aflw2000):
         ref = slice(0, 1) if len(batch) == 1 else slice(1, None)
         assert np.abs(lm_o - lm_t[ref]).max() < 1e-4
         assert (np.abs(p_o - p_t[ref]) / std).max() < 1e-4
+
+
+TINY = dict(backbone_width=0.25, dim=16, num_layers=3, num_heads=2, ffn_dim=32)
+
+
+@pytest.mark.parametrize("switches", [dict(), dict(qamem=False), dict(cross_branch=False), dict(marr=False),
+                                      dict(landmark_source="fused"), dict(landmark_source="3dmm")])
+def test_export_form_equals_the_module_it_folds(switches):
+    """The export form (layer 0 precomputed, static reshapes, folded scales) computes the same
+    function as the module as written, for every switch it covers, in torch and after export."""
+    import torch
+
+    from trans3dhead.config import ModelConfig
+    from trans3dhead.inference.export import export_onnx_bytes, onnx_parity
+    from trans3dhead.model.export_form import Trans3DHeadExportForm, export_form
+    from trans3dhead.model.trans3dhead import Trans3DHeadPredictor
+
+    torch.manual_seed(0)
+    net = Trans3DHeadPredictor(ModelConfig(**TINY, **switches)).eval()
+    with torch.no_grad():  # heads start at zero: give them weights so every layer's update counts
+        for p in net.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    form = export_form(net)
+    assert isinstance(form, Trans3DHeadExportForm)
+    x = torch.rand(3, 3, 120, 120) * 255
+    with torch.no_grad():
+        (lm_a, p_a), (lm_b, p_b) = net(x), form(x)
+    std = net.model.face_model.param_std
+    assert (lm_a - lm_b).abs().max() < 1e-3 and ((p_a - p_b).abs() / std).max() < 1e-4
+    worst = onnx_parity(net, export_onnx_bytes(net))
+    assert worst["landmarks"] < 1e-3 and worst["params"] < 1e-4
+
+
+def test_export_has_no_shape_arithmetic():
+    """The default model's export holds no Shape/Gather chains for the dynamic batch and no Einsum
+    (each cost more than its arithmetic at batch 1; docs/results.md, "Export speed")."""
+    import onnx
+
+    from trans3dhead.weights import NAMED_ONNX, named_asset
+
+    ops = {n.op_type for n in onnx.load(str(named_asset(NAMED_ONNX[MODEL], MODEL))).graph.node}
+    assert not ops & {"Shape", "Gather", "Einsum", "ConstantOfShape", "Expand"}, ops
+
+
+def test_default_backend_is_onnx_and_matches_torch_on_real_photos():
+    """HeadAligner() runs the shipped ONNX export (the faster path, docs/results.md); the torch
+    backend gives the same faces: crop-frame landmarks within 1e-4 px, params within 1e-4 of
+    their spread, so image-frame landmarks within 1e-4 px times the crop's scale."""
+    from trans3dhead.face_model.bfm import load_bfm_arrays
+
+    images = [photo_bgr(), aflw_path(FRONTAL_AFLW[0]), aflw_path(PROFILE_AFLW[0])]
+    onnx_aligner = HeadAligner(threads=1)
+    assert onnx_aligner.backend_name == "onnx"
+    by_onnx = onnx_aligner.align_batch(images)
+    by_torch = HeadAligner(backend="torch", threads=1).align_batch(images)
+    std = load_bfm_arrays()["param_std"]
+    for a, b in zip(by_torch, by_onnx):
+        assert len(a) == len(b) >= 1
+        for fa, fb in zip(a, b):
+            np.testing.assert_array_equal(fa.crop_box, fb.crop_box)
+            scale = (fa.crop_box[2] - fa.crop_box[0]) / 120
+            assert np.abs(fa.landmarks_3d - fb.landmarks_3d).max() < 1e-4 * max(scale, 1.0)
+            assert (np.abs(fa.shape_params - fb.shape_params) / std[12:52]).max() < 1e-4
+            assert (np.abs(fa.expression_params - fb.expression_params) / std[52:]).max() < 1e-4
+            assert abs(fa.pose.yaw - fb.pose.yaw) < 1e-3
