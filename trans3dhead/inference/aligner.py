@@ -29,7 +29,8 @@ class HeadAligner:
     """Image(s) -> list of FaceResult per image.
 
     model: a named model (default weights.DEFAULT_MODEL), a weights file, or an .onnx export.
-    detector: "retinaface" or a FaceDetector instance. backend: "torch" or "onnx".
+    detector: "retinaface" or a FaceDetector instance. backend: "onnx" (default: the
+    shipped export run by onnxruntime, the faster path on a CPU) or "torch" (needed for device="cuda").
     score_threshold: the detector's score threshold in [0, 1] (None: the detector's default);
         only with detector="retinaface" (a FaceDetector instance carries its own).
     max_faces: keep at most this many faces per image, the largest (crop box) first (None: all,
@@ -42,7 +43,7 @@ class HeadAligner:
     """
 
     def __init__(self, model: str | None = None, detector: str | FaceDetector = "retinaface",
-                 backend: str = "torch", score_threshold: float | None = None, max_faces: int | None = None,
+                 backend: str = "onnx", score_threshold: float | None = None, max_faces: int | None = None,
                  second_pass: bool = False, batch_size: int = 32, device: str = "cpu", threads: int | None = None):
         from trans3dhead.weights import DEFAULT_MODEL
 
