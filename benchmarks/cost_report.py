@@ -1,8 +1,16 @@
 """Cost report: parameters, FLOPs per face, latency and throughput of the default Trans3DHead
 config beside the 3ddfa-mb05 reference and MobileNet-V1 x1.0 (3DDFA_V2's default network,
 random weights: only its timing matters), all measured in one run on the same inputs, in PyTorch
-and in onnxruntime after export. Medians over repeats; the models are timed in interleaved
-rounds so that load from other processes hits them alike. Ratios are against the reference.
+and in onnxruntime after export (the export form, model/export_form.py, as the shipped .onnx files
+are written). The shipped weights are timed where they exist; a large config (configs/large.yaml,
+if present) and --extra-config models have random weights. Medians over repeats; the models are
+timed in interleaved rounds so that load from other processes hits them alike. Ratios are against
+the reference.
+
+Then the default product path per face, end to end at batch 1 with 1 thread: HeadAligner.align on
+real AFLW2000-3D photos with their crop boxes given (so no detector): crop, network, decode to
+FaceResult (image-frame landmarks, camera matrix, parameters), for the shipped trans3dhead and
+3ddfa-mb05 models, with each backend.
 
     python benchmarks/cost_report.py                       # writes benchmarks/results/cost_report.{md,json}
     python benchmarks/cost_report.py --extra-config model.dim=32 --extra-config model.dim=128,model.num_layers=3
@@ -20,11 +28,11 @@ import onnxruntime as ort
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from trans3dhead.config import apply_overrides, load_config
+from trans3dhead.config import ModelConfig, apply_overrides, load_config
 from trans3dhead.inference.export import export_onnx_bytes
 from trans3dhead.model.reference import ReferenceMB05
-from trans3dhead.config import ModelConfig
 from trans3dhead.model.trans3dhead import Trans3DHeadPredictor
+from trans3dhead.weights import load_network
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -75,17 +83,21 @@ def measure(models: dict, rounds: int, repeats: int) -> dict:
             for threads in (1, 2):
                 sess = sessions[name][threads]
                 record(name, f"ort_b1_t{threads}_ms", _time(lambda: sess.run(None, {"crops": x1.numpy()}), repeats), 1e-3)
-            sess = sessions[name][2]
-            record(name, "ort_b32_t2_ms_per_face",
-                   _time(lambda: sess.run(None, {"crops": x32.numpy()}), max(1, repeats // 8)), 32e-3)
+            for threads in (1, 2):
+                sess = sessions[name][threads]
+                record(name, f"ort_b32_t{threads}_ms_per_face",
+                       _time(lambda: sess.run(None, {"crops": x32.numpy()}), max(1, repeats // 8)), 32e-3)
     return {name: {k: float(np.median(v)) for k, v in s.items()} for name, s in samples.items()}
 
 
 def build_models(extra: list[str]) -> dict:
     default = load_config(ROOT / "configs" / "default.yaml").model
-    models = {"trans3dhead (default)": Trans3DHeadPredictor(default),
-              "3ddfa-mb05 (reference)": ReferenceMB05(width=0.5),
-              "mobilenet-v1 x1.0": ReferenceMB05(width=1.0)}
+    models = {"trans3dhead (default)": load_network("trans3dhead")}
+    large = ROOT / "configs" / "large.yaml"
+    if large.is_file():
+        models["trans3dhead (large, random weights)"] = Trans3DHeadPredictor(load_config(large).model)
+    models.update({"3ddfa-mb05 (reference)": load_network("3ddfa-mb05"),
+                   "mobilenet-v1 x1.0": ReferenceMB05(width=1.0)})
     for spec in extra:
         cfg = apply_overrides({"model": dict(vars(default))}, spec.split(","))["model"]
         models[f"trans3dhead {spec}"] = Trans3DHeadPredictor(ModelConfig(**cfg))
@@ -100,13 +112,45 @@ def build_models(extra: list[str]) -> dict:
 def to_markdown(rows: dict, ref: str) -> str:
     cols = [("params (M)", lambda r: f"{r['params'] / 1e6:.2f}"), ("GFLOPs/face", lambda r: f"{r['flops'] / 1e9:.3f}")]
     keys = ["torch_b1_t1_ms", "torch_b1_t2_ms", "torch_b32_t2_ms_per_face", "ort_b1_t1_ms", "ort_b1_t2_ms",
-            "ort_b32_t2_ms_per_face"]
-    head = "| model | " + " | ".join(c for c, _ in cols) + " | " + " | ".join(keys) + " | ort b1 t1 / reference |"
-    lines = [head, "|" + "---|" * (len(cols) + len(keys) + 2)]
+            "ort_b32_t1_ms_per_face", "ort_b32_t2_ms_per_face"]
+    head = "| model | " + " | ".join(c for c, _ in cols) + " | " + " | ".join(keys) + " | ort b1 t1 / reference | ort b32 t1 / reference |"
+    lines = [head, "|" + "---|" * (len(cols) + len(keys) + 3)]
     for name, r in rows.items():
         ratio = r["ort_b1_t1_ms"] / rows[ref]["ort_b1_t1_ms"]
+        ratio32 = r["ort_b32_t1_ms_per_face"] / rows[ref]["ort_b32_t1_ms_per_face"]
         lines.append(f"| {name} | " + " | ".join(f(r) for _, f in cols) + " | "
-                     + " | ".join(f"{r[k]:.3f}" for k in keys) + f" | {ratio:.2f}x |")
+                     + " | ".join(f"{r[k]:.3f}" for k in keys) + f" | {ratio:.2f}x | {ratio32:.2f}x |")
+    return "\n".join(lines)
+
+
+def product_path(rounds: int, n_images: int = 10) -> dict:
+    """ms per face of HeadAligner.align (given crop box: crop + network + decode to FaceResult),
+    batch 1, 1 thread, per (model, backend); interleaved rounds, medians."""
+    import cv2
+
+    from trans3dhead.inference import HeadAligner
+
+    data = ROOT.parent / "shared" / "data" / "aflw2000_3d"
+    with np.load(data / "aflw2000_3d_meta.npz") as z:
+        names, boxes = list(z["names"][:n_images]), z["roi_box"][:n_images].astype(np.float64)
+    images = [cv2.imread(str(data / "images" / f"{n}.jpg")) for n in names]
+    aligners = {(m, b): HeadAligner(model=m, backend=b, batch_size=1, threads=1)
+                for m in ("trans3dhead", "3ddfa-mb05") for b in ("onnx", "torch")}
+    samples: dict = {k: [] for k in aligners}
+    for _ in range(rounds):
+        for key, aligner in aligners.items():
+            for img, box in zip(images, boxes):
+                samples[key].extend(_time(lambda: aligner.align(img, boxes=box[None, :4]), 3))
+    return {f"{m} {b}": float(np.median(v)) * 1e3 for (m, b), v in samples.items()}
+
+
+def product_markdown(path_ms: dict) -> str:
+    lines = ["| default product path per face (crop + network + decode), batch 1, 1 thread | onnx (default) ms | "
+             "torch ms | onnx / reference onnx |", "|---|---|---|---|"]
+    ref = path_ms["3ddfa-mb05 onnx"]
+    for m, label in (("trans3dhead", "trans3dhead (default)"), ("3ddfa-mb05", "3ddfa-mb05 (reference)")):
+        lines.append(f"| {label} | {path_ms[m + ' onnx']:.3f} | {path_ms[m + ' torch']:.3f} | "
+                     f"{path_ms[m + ' onnx'] / ref:.2f}x |")
     return "\n".join(lines)
 
 
@@ -120,16 +164,17 @@ def main():
     torch.manual_seed(0)
     models = build_models(args.extra_config)
     timings = measure(models, args.rounds, args.repeats)
+    path_ms = product_path(args.rounds)
     rows = {name: {"params": m["params"], "flops": m["flops"], **timings[name]} for name, m in models.items()}
     ref = "3ddfa-mb05 (reference)"
     md = (f"Cost report ({time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, "
           f"torch {torch.__version__}, onnxruntime {ort.__version__}; medians of {args.rounds} rounds x "
-          f"{args.repeats} calls; ms per face)\n\n" + to_markdown(rows, ref))
+          f"{args.repeats} calls; ms per face)\n\n" + to_markdown(rows, ref) + "\n\n" + product_markdown(path_ms))
     print(md)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".md").write_text(md + "\n")
-    out.with_suffix(".json").write_text(json.dumps({"reference": ref, "rows": rows}, indent=2))
+    out.with_suffix(".json").write_text(json.dumps({"reference": ref, "rows": rows, "product_path_ms": path_ms}, indent=2))
 
 
 if __name__ == "__main__":
