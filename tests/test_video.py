@@ -8,7 +8,7 @@ from test_inference_data import MODEL, photo_bgr, shifted, write_clip
 
 from trans3dhead import HeadAligner
 from trans3dhead.errors import Trans3DHeadError
-from trans3dhead.inference.video import FaceSmoother, OneEuroFilter, iter_frames, open_video
+from trans3dhead.inference.video import OneEuroFilter, iter_frames, open_video
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +47,7 @@ def test_smoothing_lowers_jitter_on_a_noisy_clip(tmp_path, aligner):
         frames.append(np.clip(f, 0, 255).astype(np.uint8))
     clip = write_clip(tmp_path / "noisy.mp4", frames, fps=fps)
     raw = [fr for fr in aligner.align_video(clip)]
-    smoother = FaceSmoother()
-    smooth = [smoother([f.with_updates(track_id=None) for f in fr.faces], fr.time_s) for fr in raw]
+    smooth = [fr.faces for fr in aligner.align_video(clip, smooth=True)]
     raw_lm = np.stack([fr.faces[0].landmarks_2d for fr in raw])
     smooth_lm = np.stack([fs[0].landmarks_2d for fs in smooth])
     j_raw, j_smooth = _jitter(raw_lm), _jitter(smooth_lm)
@@ -79,13 +78,13 @@ def test_one_euro_filter():
 
 def test_tracks_keep_identity_for_two_faces(aligner):
     pair = np.hstack([photo_bgr(), photo_bgr()[:, ::-1]])
-    smoother = FaceSmoother(enabled=False)
-    ids = []
-    for t, dx in enumerate((0, 4, 8)):
-        faces = aligner(shifted(pair, dx, 0))
-        faces = sorted(smoother(faces, t / 25), key=lambda f: f.box[0])
-        ids.append([f.track_id for f in faces])
-    assert ids[0] == ids[1] == ids[2] and len(set(ids[0])) == 2
+    for every in (1, 2):  # detection on every frame, and tracking between detections
+        tracker = aligner.tracker(detect_every=every)
+        ids = []
+        for dx in (0, 4, 8, 12):
+            faces = sorted(tracker(shifted(pair, dx, 0)), key=lambda f: f.box[0])
+            ids.append([f.track_id for f in faces])
+        assert all(i == ids[0] for i in ids) and len(set(ids[0])) == 2, (every, ids)
 
 
 def test_empty_and_corrupt_videos(tmp_path):

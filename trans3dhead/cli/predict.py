@@ -19,7 +19,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from trans3dhead.cli.common import non_negative_float, positive_float, positive_int, unit_interval
+from trans3dhead.cli.common import non_negative_float, non_negative_int, positive_float, positive_int, unit_interval
 from trans3dhead.errors import Trans3DHeadError
 
 EXIT_OK, EXIT_SOME_FAILED = 0, 1
@@ -29,14 +29,15 @@ EXIT_OK, EXIT_SOME_FAILED = 0, 1
 class Job:
     """One input to process: an image or a video, where its outputs go, and its folder's JSONL."""
 
-    path: Path
-    kind: str  # "image" | "video" | "missing" | "empty" (a folder without an image or video)
+    path: Path | str  # a str for a camera index or a stream URL
+    kind: str  # "image" | "video" | "live" (camera or stream) | "missing" | "empty" (a folder without an image or video)
     base: Path  # output path without suffix
     group: str | None = None  # the folder it came from (its JSONL collects it)
 
 
 def _collect_jobs(inputs: list[str], outdir: Path) -> tuple[list[Job], dict[str, Path]]:
     from trans3dhead.inference.images import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+    from trans3dhead.inference.video import is_live_source
 
     jobs, groups, used = [], {}, set()
 
@@ -50,6 +51,10 @@ def _collect_jobs(inputs: list[str], outdir: Path) -> tuple[list[Job], dict[str,
 
     for raw in inputs:
         p = Path(raw)
+        if is_live_source(raw) and not p.exists():  # "0": camera 0; "rtsp://...": a stream
+            name = f"camera{raw}" if raw.isdigit() else "stream_" + "".join(c if c.isalnum() else "_" for c in raw)[-60:]
+            jobs.append(Job(raw, "live", unique(outdir / name)))
+            continue
         if p.is_dir():
             name = unique(outdir / (p.resolve().name or "root"))
             groups[raw] = _with(name, ".jsonl")
@@ -152,21 +157,27 @@ def _process_video(args, aligner, job: Job, sinks: dict, reporter: Reporter, run
     from tqdm import tqdm
 
     from trans3dhead.inference import writers
-    from trans3dhead.inference.render import render_overlay
-    from trans3dhead.inference.video import VideoSink, open_video
+    from trans3dhead.inference.render import DEFAULT_STYLES, render_overlay
+    from trans3dhead.inference.video import DEFAULT_FPS, VideoInfo, VideoSink, open_video
 
-    cap, info = open_video(job.path)
-    cap.release()
+    live = job.kind == "live"
+    if live:  # opened once, by align_video (a camera may refuse a second open)
+        info = VideoInfo(str(job.path), DEFAULT_FPS, 0, 0, 0)
+    else:
+        cap, info = open_video(job.path)
+        cap.release()
     info_doc = dict(run_info, smoothing={"one_euro_min_cutoff_hz": args.smooth_min_cutoff,
                                          "one_euro_beta": args.smooth_beta} if args.smooth else None,
-                    fps=info.fps)
+                    fps=info.fps, detect_every=args.detect_every)
     lines = writers.JsonLinesWriter(_with(job.base, ".jsonl"))
     sink = None
     n_faces = n_frames = 0
-    bar = tqdm(total=info.frame_count or None, desc=job.path.name, unit="frame", disable=args.quiet, file=sys.stderr)
+    name = str(job.path) if live else job.path.name
+    bar = tqdm(total=info.frame_count or None, desc=name, unit="frame", disable=args.quiet, file=sys.stderr)
+    frames = aligner.align_video(job.path, smooth=args.smooth, min_cutoff=args.smooth_min_cutoff,
+                                 beta=args.smooth_beta, detect_every=args.detect_every)
     try:
-        for fr in aligner.align_video(job.path, smooth=args.smooth, min_cutoff=args.smooth_min_cutoff,
-                                      beta=args.smooth_beta):
+        for fr in _until_interrupted(frames, live):
             meshes = [] if args.mesh else None
             if args.mesh:
                 for i, face in enumerate(fr.faces):
@@ -180,10 +191,15 @@ def _process_video(args, aligner, job: Job, sinks: dict, reporter: Reporter, run
             lines.write(doc)
             if job.group is not None:
                 sinks[job.group].write(doc)
+            overlay = render_overlay(fr.image, fr.faces, args.render or DEFAULT_STYLES) if args.render or args.show \
+                else None
             if args.render:
                 if sink is None:
-                    sink = VideoSink(_with(job.base, "_overlay.mp4"), info.fps, (w, h))
-                sink.write(render_overlay(fr.image, fr.faces, args.render))
+                    sink = VideoSink(_with(job.base, "_overlay.mp4"), info.fps, (w, h),
+                                     audio_from=None if live else job.path)
+                sink.write(overlay)
+            if args.show and _preview(overlay):
+                break
             n_faces += len(fr.faces)
             n_frames += 1
             bar.update(1)
@@ -204,6 +220,25 @@ def _process_video(args, aligner, job: Job, sinks: dict, reporter: Reporter, run
                        f"announces (cut off or corrupt); the {n_frames} decoded frames were written to "
                        f"{_with(job.base, '.jsonl')}")
     return n_faces
+
+
+def _until_interrupted(frames, live: bool):
+    """A camera or stream runs until Ctrl-C: there it ends the input normally (what was written is
+    kept). For files, Ctrl-C still aborts the run (outputs removed, exit 130)."""
+    try:
+        yield from frames
+    except KeyboardInterrupt:
+        if not live:
+            raise
+        print("trans3dhead: stopped (Ctrl-C); outputs so far kept", file=sys.stderr)
+
+
+def _preview(overlay) -> bool:
+    """Show a frame in a window; True when the user pressed q or Esc (stop)."""
+    import cv2
+
+    cv2.imshow("trans3dhead (q to stop)", overlay)
+    return (cv2.waitKey(1) & 0xFF) in (ord("q"), 27)
 
 
 def _parse_styles(text: str) -> tuple[str, ...]:
@@ -251,13 +286,19 @@ def cmd_predict(args) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)  # the CLI owns the process; the library only scopes it
+    inputs = list(args.inputs) + ([str(args.camera)] if args.camera is not None else [])
+    if not inputs:
+        raise Trans3DHeadError("no input: give image files, folders, videos, a stream URL or --camera N")
+    if args.show and sys.platform.startswith("linux") and not (os.environ.get("DISPLAY")
+                                                               or os.environ.get("WAYLAND_DISPLAY")):
+        raise Trans3DHeadError("--show: no display here (DISPLAY is not set); drop --show or use --render")
     outdir = Path(args.output)
     _prepare_output_folder(outdir)
     detector = RetinaFaceDetector(score_threshold=args.score_threshold, threads=args.threads)
     aligner = HeadAligner(model=args.model, detector=detector, backend=args.backend, second_pass=args.second_pass,
                           batch_size=args.batch_size, threads=args.threads)
     run_info = _run_info(args, aligner)
-    jobs, groups = _collect_jobs(args.inputs, outdir)
+    jobs, groups = _collect_jobs(inputs, outdir)
     reporter = Reporter(args.quiet)
     sinks = {}
     n_images = n_faces = n_videos = 0
@@ -309,7 +350,8 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("predict", help="3D landmarks, head pose and meshes for images, folders and videos",
                               description=__doc__.split("\n\n")[1])
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders (searched recursively), videos")
+    p.add_argument("inputs", nargs="*", metavar="INPUT",
+                   help="image files, folders (searched recursively), videos, a camera index (0) or a stream URL")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder (created if needed)")
     p.add_argument("--model", default=None, help="named model, weights file, or .onnx file with --backend onnx "
                                                  "(default: the package's default model)")
@@ -318,6 +360,12 @@ def register(subparsers) -> None:
     p.add_argument("--render", nargs="?", const=",".join(DEFAULT_STYLES), type=_parse_styles, default=None,
                    metavar="STYLES", help="write overlays; STYLES: comma-separated of landmarks, axes, wireframe, "
                                           f"depth (default {','.join(DEFAULT_STYLES)})")
+    p.add_argument("--camera", type=non_negative_int, default=None, metavar="N",
+                   help="read camera N (as the input 'N'); Ctrl-C (or q in --show) ends it, keeping the outputs")
+    p.add_argument("--detect-every", type=positive_int, default=10, metavar="N",
+                   help="videos: run the face detector every N frames and at shot cuts, track in between "
+                        "(default 10; 1 = detect on every frame)")
+    p.add_argument("--show", action="store_true", help="videos and cameras: a live preview window (needs a display)")
     p.add_argument("--smooth", action="store_true", help="videos: One-Euro smoothing of landmarks, pose and mesh")
     p.add_argument("--smooth-min-cutoff", type=positive_float, default=1.0, help="One-Euro cutoff when still, Hz (default 1)")
     p.add_argument("--smooth-beta", type=non_negative_float, default=10.0, help="One-Euro speed coefficient (default 10)")

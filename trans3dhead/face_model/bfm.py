@@ -49,6 +49,14 @@ def dense_model() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return a["u"], np.concatenate([a["w_shp"], a["w_exp"]], -1), outward_triangles(a["u"], a["tri"])
 
 
+@lru_cache(maxsize=1)
+def keypoint_model() -> tuple[np.ndarray, np.ndarray]:
+    """(mean shape (68, 3), bases (68, 3, 50)) at the 68 landmark vertices, float32, BFM frame."""
+    u, bases, _ = dense_model()
+    kp = load_bfm_arrays()["keypoints"].astype(np.int64)
+    return u[kp].copy(), bases[kp].copy()
+
+
 class FaceModel(nn.Module):
     """62 parameters <-> 68 landmarks and the dense 38,365-vertex mesh.
 

@@ -22,7 +22,7 @@ from trans3dhead.inference.crops import crop_box_from_landmarks, extract_crop
 from trans3dhead.inference.detectors import CropPolicy, FaceDetector, GivenBoxes, build_detector
 from trans3dhead.inference.images import IMAGE_SUFFIXES, load_image
 from trans3dhead.inference.results import FaceResult, FileResult, FrameResult
-from trans3dhead.inference.video import FaceSmoother, iter_frames
+from trans3dhead.inference.video import DEFAULT_FPS, VideoInfo, is_live_source, iter_frames, open_video
 
 
 class HeadAligner:
@@ -61,6 +61,7 @@ class HeadAligner:
         self.detector = build_detector(detector, threads, score_threshold)
         self.network = build_backend(self.model_name, backend, device, threads)
         self.crop_size = self.network.crop_size
+        self.landmark_source = _landmark_source(self.model_name)
         self.max_faces = max_faces
         self.second_pass = second_pass
         self.batch_size = batch_size
@@ -109,17 +110,18 @@ class HeadAligner:
         with tqdm(total=len(paths), desc=root.name, unit="img", disable=not progress) as bar:
             yield from self.align_files(paths, progress=bar.update)
 
-    def align_video(self, path, smooth: bool = False, min_cutoff: float = 1.0, beta: float = 10.0,
-                    ) -> Iterator[FrameResult]:
-        """Every frame of a video file with its faces, in order; faces carry a track_id. smooth: a
-        One-Euro filter per track (min_cutoff in Hz, beta per face size per second; video.py)."""
-        smoother = FaceSmoother(min_cutoff, beta, enabled=smooth)
-        for batch in _batched(iter_frames(path), self.batch_size):
-            yield from self._align_frames(batch, smoother)
-
-    def _align_frames(self, batch: list, smoother) -> Iterator[FrameResult]:
-        for (index, t, frame), faces in zip(batch, self.align_arrays([b[2] for b in batch])):
-            yield FrameResult(index, t, frame, smoother(faces, t))
+    def align_video(self, source, smooth: bool = False, min_cutoff: float = 1.0, beta: float = 10.0,
+                    detect_every: int = 10, shot_cuts: bool = True) -> Iterator[FrameResult]:
+        """Every frame of a video file, a camera (an index: 0 or "0") or a stream OpenCV can open
+        (rtsp://, http://, ...), with its faces, in order; faces carry a track_id. Tracking: the
+        detector runs every detect_every frames (1: every frame), at shot cuts and when a face looks
+        lost; in between each face's crop comes from its last landmarks (inference/tracking.py).
+        smooth: a One-Euro filter per track (min_cutoff in Hz, beta per face size per second)."""
+        info = _probe(source)
+        tracker = self.tracker(detect_every, smooth, min_cutoff=min_cutoff, beta=beta, fps=info.fps,
+                               shot_cuts=shot_cuts)
+        for index, t, frame in iter_frames(source):
+            yield FrameResult(index, t, frame, tracker(frame, t))
 
     def _align_file_batch(self, paths: list, progress) -> list[FileResult]:
         results = []
@@ -161,6 +163,22 @@ class HeadAligner:
             out = [sorted(faces, key=lambda f: -(f.crop_box[2] - f.crop_box[0]))[:self.max_faces] for faces in out]
         return out
 
+    def align_crops(self, image_bgr: np.ndarray, crop_boxes: np.ndarray, detections: list) -> list[FaceResult]:
+        """The network only: one (H, W, 3) uint8 BGR image, (N, 4) crop boxes and the Detection each
+        face reports -> N faces (the trackers' step between detector runs)."""
+        if not len(crop_boxes):
+            return []
+        boxes = np.asarray(crop_boxes, np.float64).reshape(-1, 4)
+        lm_crop, params = self._run([image_bgr], [0] * len(boxes), boxes)
+        return [_face_result(d, b, lm, p, self.crop_size) for d, b, lm, p in zip(detections, boxes, lm_crop, params)]
+
+    def tracker(self, detect_every: int = 10, smooth: bool = False, **options):
+        """A FaceTracker for frames one at a time: ``tracker = aligner.tracker(); faces = tracker(frame)``
+        (inference/tracking.py; detect_every, smooth, min_cutoff, beta, fps, shot_cuts, max_missed)."""
+        from trans3dhead.inference.tracking import FaceTracker
+
+        return FaceTracker(self, detect_every=detect_every, smooth=smooth, **options)
+
     def _run(self, images_bgr, owner: list[int], boxes: np.ndarray):
         size = self.crop_size
         crops = np.stack([extract_crop(images_bgr[i], b, size) for i, b in zip(owner, boxes)]) if owner else \
@@ -178,6 +196,26 @@ def _batched(items: Iterable, size: int) -> Iterator[list]:
             batch = []
     if batch:
         yield batch
+
+
+def _probe(source) -> VideoInfo:
+    """A video source's VideoInfo: files are opened and closed to read their frame rate; live
+    sources are not opened twice (a camera may refuse a second open; their frames carry times)."""
+    if is_live_source(source):
+        return VideoInfo(str(source), DEFAULT_FPS, 0, 0, 0)
+    cap, info = open_video(source)
+    cap.release()
+    return info
+
+
+def _landmark_source(model: str) -> str | None:
+    """Which landmarks a weights file answers with (branch, 3dmm, fused); None for an .onnx file."""
+    from trans3dhead.weights import read_weights, resolve_weights
+
+    if model.lower().endswith(".onnx"):
+        return None
+    payload = read_weights(resolve_weights(model))
+    return payload["model_config"].get("landmark_source", "3dmm") if payload["arch"] == "trans3dhead" else "3dmm"
 
 
 def _as_given(boxes) -> FaceDetector:

@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from trans3dhead.face_model.bfm import dense_model
+from trans3dhead.face_model.bfm import dense_model, keypoint_model
 from trans3dhead.face_model.frames import FLIP_Y, params_from_camera
 from trans3dhead.face_model.pose import euler_from_rotation, rotation_from_euler, split_pose
 
@@ -105,6 +105,16 @@ class FaceResult:
     def landmarks_2d(self) -> np.ndarray:
         """(68, 2) x, y image pixels."""
         return self.landmarks_3d[:, :2]
+
+    @property
+    def landmarks_3dmm(self) -> np.ndarray:
+        """(68, 3) the 68 points of the fitted 3DMM (shape, expression, pose) in image pixels: the
+        3DMM branch's own landmarks. The gap to landmarks_3d says how well the network's two
+        branches agree (small on real faces; trackers use it to notice a lost face)."""
+        u, bases = keypoint_model()
+        coef = np.concatenate([self.shape_params, self.expression_params]).astype(np.float32)
+        shape = (u + bases @ coef).astype(np.float64)
+        return shape @ self.camera_matrix[:, :3].T + self.camera_matrix[:, 3]
 
     @property
     def params(self) -> np.ndarray:

@@ -1,5 +1,5 @@
-"""Videos: reading frames, writing an annotated video, following faces from frame to frame, and
-smoothing them over time with a One-Euro filter (Casiez, Roussel and Vogel, "1 Euro Filter: a
+"""Videos: reading frames (files, cameras, streams), writing an annotated video, and smoothing
+faces over time with a One-Euro filter (Casiez, Roussel and Vogel, "1 Euro Filter: a
 simple speed-based low-pass filter for noisy input in interactive systems", CHI 2012).
 
 The filter's cutoff rises with speed: still faces are smoothed hard (jitter falls), moving faces
@@ -10,6 +10,9 @@ camera matrix, shape and expression), so the mesh, pose and landmarks stay consi
 from __future__ import annotations
 
 import math
+import subprocess
+import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -33,8 +36,18 @@ class VideoInfo:
     height: int
 
 
-def open_video(path) -> tuple[cv2.VideoCapture, VideoInfo]:
-    p = Path(path)
+def is_live_source(source) -> bool:
+    """A camera index (an int or a string of digits) or a stream URL (scheme://...), not a file."""
+    if isinstance(source, (int, np.integer)) and not isinstance(source, bool):
+        return True
+    return isinstance(source, str) and (source.isdigit() or "://" in source)
+
+
+def open_video(source) -> tuple[cv2.VideoCapture, VideoInfo]:
+    """A video file, a camera index (0, "0") or any stream OpenCV can open (rtsp://, http://, ...)."""
+    if is_live_source(source):
+        return _open_live(source)
+    p = Path(source)
     if not p.is_file():
         raise Trans3DHeadError(f"{p}: no such video file")
     if p.stat().st_size == 0:
@@ -50,40 +63,129 @@ def open_video(path) -> tuple[cv2.VideoCapture, VideoInfo]:
     return cap, info
 
 
-def iter_frames(path) -> Iterator[tuple[int, float, np.ndarray]]:
-    """(index, time in seconds, (H, W, 3) uint8 BGR) for every frame; an error if there is none."""
-    cap, info = open_video(path)
+def _open_live(source) -> tuple[cv2.VideoCapture, VideoInfo]:
+    index = int(source) if not isinstance(source, str) or source.isdigit() else None
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # our own one line says what failed
     try:
-        index = 0
+        cap = cv2.VideoCapture(index) if index is not None else cv2.VideoCapture(source)
+    finally:
+        cv2.utils.logging.setLogLevel(level)
+    if not cap.isOpened():
+        cap.release()
+        what = f"camera {index}" if index is not None else f"stream {source}"
+        raise Trans3DHeadError(f"{what}: cannot be opened (no such device, no permission, or unreachable)")
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    name = f"camera:{index}" if index is not None else str(source)
+    return cap, VideoInfo(name, fps if fps and math.isfinite(fps) and fps > 0 else DEFAULT_FPS, 0,
+                          int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+
+
+def iter_frames(source) -> Iterator[tuple[int, float, np.ndarray]]:
+    """(index, time in seconds, (H, W, 3) uint8 BGR) for every frame; an error if there is none.
+    Files: time = index / fps. Cameras and streams: seconds since the first frame (wall clock),
+    until the source ends (or Ctrl-C)."""
+    cap, info = open_video(source)
+    live = is_live_source(source)
+    try:
+        index, start = 0, None
         while True:
             ok, frame = cap.read()
             if not ok or frame is None:
                 break
-            yield index, index / info.fps, frame
+            if live:
+                now = time.monotonic()
+                start = now if start is None else start
+                yield index, now - start, frame
+            else:
+                yield index, index / info.fps, frame
             index += 1
         if index == 0:
-            raise Trans3DHeadError(f"{path}: no frame could be decoded (empty or corrupt video)")
+            raise Trans3DHeadError(f"{info.path}: no frame could be decoded (empty or corrupt video)")
     finally:
         cap.release()
 
 
-class VideoSink(AtomicOutput):
-    """An annotated video written to a temporary name and renamed by close() (MJPG for .avi,
-    mp4v otherwise: both encode and decode with opencv-python's bundled FFmpeg)."""
+def has_audio(path) -> bool:
+    """True if a video file has an audio stream (asked of imageio-ffmpeg's bundled ffmpeg)."""
+    import imageio_ffmpeg
 
-    def __init__(self, path, fps: float, size: tuple[int, int]):
+    probe = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True,
+                           text=True, errors="replace", timeout=60)
+    return any(" Audio: " in line for line in probe.stderr.splitlines() if "Stream #" in line)
+
+
+class VideoSink(AtomicOutput):
+    """An annotated video written to a temporary name and renamed by close().
+
+    .mp4 / .mov / .mkv: H.264 (yuv420p, browsers play it) by the ffmpeg that imageio-ffmpeg ships,
+    frames piped in; ``audio_from``: a source file whose audio track (if it has one) is kept,
+    re-encoded as AAC. .avi: MJPG through OpenCV. The frame rate is the one given (the source's).
+    """
+
+    def __init__(self, path, fps: float, size: tuple[int, int], audio_from=None):
         super().__init__(path)
-        fourcc = cv2.VideoWriter_fourcc(*("MJPG" if self.path.suffix.lower() == ".avi" else "mp4v"))
-        self._writer = cv2.VideoWriter(str(self.tmp), fourcc, fps, size)
-        if not self._writer.isOpened():
-            self.abort()
-            raise Trans3DHeadError(f"{self.path}: cannot open a video writer for this file type; use .mp4 or .avi")
+        self.size = (int(size[0]), int(size[1]))
+        self._writer = self._proc = None
+        if self.path.suffix.lower() == ".avi":
+            self._writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"MJPG"), fps, self.size)
+            if not self._writer.isOpened():
+                self.abort()
+                raise Trans3DHeadError(f"{self.path}: cannot open an MJPG writer; use .mp4")
+            return
+        import imageio_ffmpeg
+
+        w, h = self.size
+        cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
+               "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{w}x{h}", "-r", f"{fps:.6g}", "-i", "-"]
+        audio = audio_from is not None and has_audio(audio_from)
+        if audio:
+            cmd += ["-i", str(audio_from)]
+        cmd += ["-map", "0:v:0"] + (["-map", "1:a:0", "-c:a", "aac", "-shortest"] if audio else ["-an"])
+        cmd += ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-c:v", "libx264", "-preset", "veryfast", "-crf", "20",
+                "-pix_fmt", "yuv420p", "-movflags", "+faststart", str(self.tmp)]
+        self._log = tempfile.TemporaryFile()
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log)
 
     def write(self, frame_bgr: np.ndarray) -> None:
-        self._writer.write(frame_bgr)
+        if self._writer is not None:
+            self._writer.write(frame_bgr)
+            return
+        if frame_bgr.shape[1::-1] != self.size:
+            raise Trans3DHeadError(f"{self.path}: frame of {frame_bgr.shape[1]}x{frame_bgr.shape[0]} px in a "
+                                   f"{self.size[0]}x{self.size[1]} video")
+        try:
+            self._proc.stdin.write(np.ascontiguousarray(frame_bgr, np.uint8).tobytes())
+        except BrokenPipeError:
+            raise Trans3DHeadError(f"{self.path}: the video encoder stopped ({self._encoder_error()})") from None
+
+    def _encoder_error(self) -> str:
+        self._log.seek(0)
+        lines = [ln for ln in self._log.read().decode(errors="replace").splitlines() if ln.strip()]
+        return lines[-1].strip() if lines else f"ffmpeg exit code {self._proc.poll()}"
+
+    def close(self) -> None:
+        if self._proc is not None:
+            self._proc.stdin.close()
+            if self._proc.wait() != 0:
+                message = self._encoder_error()
+                self.abort()
+                raise Trans3DHeadError(f"{self.path}: the video encoder failed ({message})")
+        super().close()
 
     def _release(self) -> None:
-        self._writer.release()
+        if self._writer is not None:
+            self._writer.release()
+        if self._proc is not None:
+            if self._proc.poll() is None:
+                self._proc.kill()
+                self._proc.wait()
+            if self._proc.stdin and not self._proc.stdin.closed:
+                try:
+                    self._proc.stdin.close()
+                except BrokenPipeError:
+                    pass
+            self._log.close()
 
 
 class OneEuroFilter:
@@ -119,65 +221,14 @@ class OneEuroFilter:
         return self._x.copy()
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    lo, hi = np.maximum(a[:2], b[:2]), np.minimum(a[2:], b[2:])
-    inter = float(np.prod(np.clip(hi - lo, 0, None)))
-    area = lambda z: float(np.prod(z[2:] - z[:2]))  # noqa: E731
-    return inter / max(area(a) + area(b) - inter, 1e-9)
-
-
-class FaceSmoother:
-    """Gives every face a track id (greedy IoU matching of crop boxes with the previous frames) and
-    smooths each track with its own OneEuroFilter. A track unseen for max_missed frames ends."""
-
-    def __init__(self, min_cutoff: float = 1.0, beta: float = 10.0, d_cutoff: float = 1.0,
-                 min_iou: float = 0.3, max_missed: int = 5, enabled: bool = True):
-        self.params = (min_cutoff, beta, d_cutoff)
-        self.min_iou, self.max_missed, self.enabled = min_iou, max_missed, enabled
-        self._tracks: dict[int, dict] = {}
-        self._next_id = 0
-
-    def __call__(self, faces: list[FaceResult], t: float) -> list[FaceResult]:
-        ids = self._assign(faces)
-        out = []
-        for face, tid in zip(faces, ids):
-            track = self._tracks[tid]
-            if not self.enabled:
-                out.append(face.with_updates(track_id=tid))
-                continue
-            state = np.concatenate([face.landmarks_3d.ravel(), face.camera_matrix.ravel(), face.shape_params,
-                                    face.expression_params])
-            size = float(face.crop_box[2] - face.crop_box[0])
-            smooth = track["filter"](state, t, face.landmarks_2d.ravel() / size)
-            n = face.landmarks_3d.size
-            out.append(face.with_updates(
-                track_id=tid, landmarks_3d=smooth[:n].reshape(-1, 3), camera_matrix=smooth[n:n + 12].reshape(3, 4),
-                shape_params=smooth[n + 12:n + 52], expression_params=smooth[n + 52:]))
-        return out
-
-    def _assign(self, faces: list[FaceResult]) -> list[int]:
-        pairs = sorted(((_iou(f.crop_box, tr["box"]), i, tid) for i, f in enumerate(faces)
-                        for tid, tr in self._tracks.items()), reverse=True)
-        ids: list[int | None] = [None] * len(faces)
-        used = set()
-        for v, i, tid in pairs:
-            if v < self.min_iou:
-                break
-            if ids[i] is None and tid not in used:
-                ids[i] = tid
-                used.add(tid)
-        for i in range(len(faces)):
-            if ids[i] is None:
-                ids[i] = self._next_id
-                self._tracks[self._next_id] = {"filter": OneEuroFilter(*self.params), "missed": 0}
-                self._next_id += 1
-        for tid in list(self._tracks):
-            if tid in ids:
-                self._tracks[tid]["missed"] = 0
-            else:
-                self._tracks[tid]["missed"] += 1
-                if self._tracks[tid]["missed"] > self.max_missed:
-                    del self._tracks[tid]
-        for i, f in enumerate(faces):
-            self._tracks[ids[i]]["box"] = f.crop_box
-        return ids
+def smooth_face(one_euro: OneEuroFilter, face: FaceResult, t: float) -> FaceResult:
+    """One filter step for one face's track: landmarks, camera matrix, shape and expression move
+    together (so mesh, pose and landmarks stay consistent), driven by the landmarks' speed in face
+    sizes per second."""
+    state = np.concatenate([face.landmarks_3d.ravel(), face.camera_matrix.ravel(), face.shape_params,
+                            face.expression_params])
+    size = float(face.crop_box[2] - face.crop_box[0])
+    smooth = one_euro(state, t, face.landmarks_2d.ravel() / size)
+    n = face.landmarks_3d.size
+    return face.with_updates(landmarks_3d=smooth[:n].reshape(-1, 3), camera_matrix=smooth[n:n + 12].reshape(3, 4),
+                             shape_params=smooth[n + 12:n + 52], expression_params=smooth[n + 52:])

@@ -1,0 +1,151 @@
+"""Video tracking on real frames: the shared 4K clip of a head turning to profile (downscaled
+here), clips joined from it and a real photo (a shot cut), cameras that are not there, and the
+H.264 output with the source's audio."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import cv2
+import imageio_ffmpeg
+import numpy as np
+import pytest
+from conftest import DATA_ROOT
+from test_inference_data import MODEL, photo_bgr
+
+from trans3dhead import HeadAligner
+from trans3dhead.errors import Trans3DHeadError
+from trans3dhead.inference.tracking import ShotCutDetector
+
+CLIP = DATA_ROOT / "video" / "side_profile.mp4"
+SIZE = (640, 414)  # the clip's 3456x2234 shrunk by 5.4
+
+
+@pytest.fixture(scope="module")
+def profile_frames() -> list[np.ndarray]:
+    """Frames 0, 2, ..., 298 of the clip (turning from near-frontal to profile), 640 px wide."""
+    cap = cv2.VideoCapture(str(CLIP))
+    frames = []
+    for i in range(300):
+        ok, frame = cap.read()
+        assert ok, f"frame {i} of {CLIP} did not decode"
+        if i % 2 == 0:
+            frames.append(cv2.resize(frame, SIZE, interpolation=cv2.INTER_AREA))
+    cap.release()
+    return frames
+
+
+@pytest.fixture(scope="module")
+def aligner():
+    return HeadAligner(model=MODEL, threads=1)
+
+
+def _photo_clip(n: int) -> list[np.ndarray]:
+    """A slow zoom into the bundled photo, letterboxed to the clip's size (another real scene)."""
+    h = SIZE[1]
+    out = []
+    for k in range(n):
+        s = 1.0 + 0.004 * k
+        img = cv2.resize(photo_bgr(), (round(h * s), round(h * s)), interpolation=cv2.INTER_AREA)[:h, :h]
+        canvas = np.zeros((h, SIZE[0], 3), np.uint8)
+        canvas[:, (SIZE[0] - h) // 2:(SIZE[0] - h) // 2 + h] = img
+        out.append(canvas)
+    return out
+
+
+def test_tracking_follows_the_turn_to_profile(aligner, profile_frames):
+    """One track through the whole turn, the detector run once every 10 frames, and the tracked
+    landmarks close to what detection on that frame gives."""
+    tracker = aligner.tracker(detect_every=10)
+    tracked = [tracker(f) for f in profile_frames]
+    assert all(len(faces) == 1 for faces in tracked)
+    assert {faces[0].track_id for faces in tracked} == {0}
+    assert tracker.detections == len(profile_frames) // 10 and tracker.cuts == 0
+    gaps = []
+    for frame, faces in zip(profile_frames[::10], tracked[::10]):
+        (detected,) = aligner(frame)
+        side = detected.crop_box[2] - detected.crop_box[0]
+        gaps.append(np.linalg.norm(faces[0].landmarks_2d - detected.landmarks_2d, axis=1).mean() / side * 100)
+    # measured: median 2.2 %, largest 6.9 % of the crop side over the 150 frames (mostly at profile)
+    assert np.median(gaps) < 4.0 and max(gaps) < 10.0, gaps
+
+
+def test_detect_every_frame_finds_the_same_faces(aligner, profile_frames):
+    every = aligner.tracker(detect_every=1)
+    faces = [every(f) for f in profile_frames[:30]]
+    assert every.detections == 30 and all(len(f) == 1 for f in faces)
+
+
+def test_no_cut_inside_the_clip_and_one_cut_where_clips_join(aligner, profile_frames):
+    detector = ShotCutDetector()
+    assert not any(detector(f) for f in profile_frames)  # a head turning is not a cut
+    joined = profile_frames[:30] + _photo_clip(30) + profile_frames[30:60]
+    detector.reset()
+    cuts = [i for i, f in enumerate(joined) if detector(f)]
+    assert cuts == [30, 60]
+    tracker = aligner.tracker(detect_every=10)
+    ids = [[f.track_id for f in tracker(frame)] for frame in joined]
+    assert tracker.cuts == 2
+    before, photo, after = (set(sum(ids[a:b], [])) for a, b in ((0, 30), (30, 60), (60, 90)))
+    assert before and photo and after
+    assert not (before & photo) and not (photo & after) and not (before & after)  # no track crosses a cut
+
+
+def test_a_new_face_is_picked_up_within_detect_every_frames(aligner):
+    """A second face appears in frame 3: with detect_every=5 it is found by frame 5 at the latest."""
+    one = np.hstack([photo_bgr(), np.zeros_like(photo_bgr())])
+    two = np.hstack([photo_bgr(), photo_bgr()[:, ::-1]])
+    tracker = aligner.tracker(detect_every=5, shot_cuts=False)
+    counts = [len(tracker(one if k < 3 else two)) for k in range(8)]
+    assert counts[:3] == [1, 1, 1] and counts[5:] == [2, 2, 2], counts
+
+
+def test_frames_one_at_a_time_from_python(aligner, profile_frames):
+    tracker = aligner.tracker()
+    rgb = [f[:, :, ::-1] for f in profile_frames[:3]]
+    faces = [tracker(f, channels="rgb") for f in rgb]
+    assert [len(f) for f in faces] == [1, 1, 1] and faces[2][0].track_id == 0
+    with pytest.raises(Trans3DHeadError, match="detect_every"):
+        aligner.tracker(detect_every=0)
+
+
+def test_a_missing_camera_is_one_line(tmp_path, aligner):
+    with pytest.raises(Trans3DHeadError, match="camera 7: cannot be opened"):
+        next(aligner.align_video(7))
+    proc = subprocess.run([sys.executable, "-m", "trans3dhead", "predict", "--camera", "7", "-o", str(tmp_path),
+                           "--quiet"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == ["trans3dhead: error: camera 7: cannot be opened (no such device, "
+                                                "no permission, or unreachable)"], proc.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing half-written
+
+
+def _streams(path) -> list[str]:
+    probe = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True,
+                           text=True)
+    return [ln.strip() for ln in probe.stderr.splitlines() if "Stream #" in ln]
+
+
+def test_rendered_video_is_h264_with_the_source_audio(tmp_path):
+    """The first 0.4 s of the real clip, with its AAC audio, shrunk to 640 px: the overlay video is
+    H.264 yuv420p at the source's 60 fps, one frame per input frame, and keeps an audio track."""
+    src = tmp_path / "clip.mp4"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-t", "0.4", "-i",
+                    str(CLIP), "-vf", "scale=640:-2", "-c:v", "libx264", "-c:a", "copy", str(src)], check=True,
+                   timeout=300)
+    assert any("Audio" in s for s in _streams(src))
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "trans3dhead", "predict", str(src), "-o", str(out), "--render",
+                           "--smooth", "--quiet", "--threads", "1"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    streams = _streams(out / "clip_overlay.mp4")
+    assert any("Video: h264" in s and "yuv420p" in s and "60 fps" in s for s in streams), streams
+    assert any("Audio: aac" in s for s in streams), streams
+    n_in = sum(1 for _ in open(out / "clip.jsonl"))
+    cap = cv2.VideoCapture(str(out / "clip_overlay.mp4"))
+    n_out = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    cap.release()
+    assert n_in == n_out >= 20
+    doc = json.loads(open(out / "clip.jsonl").readline())
+    assert doc["detect_every"] == 10 and doc["faces"][0]["track_id"] == 0
