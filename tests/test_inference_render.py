@@ -48,3 +48,29 @@ def test_overlays_draw_on_the_face_only(styles):
     outside = changed.sum() - changed[max(0, y0):y1, max(0, x0):x1].sum()
     assert inside > 0.15 and outside < 0.002 * changed.size, (inside, outside)
     np.testing.assert_array_equal(img, photo_bgr())  # the input is not drawn on
+
+
+def test_wireframe_is_a_light_edge_set_not_a_wash():
+    """The decimated wireframe (vertex clustering, ~800 vertices, ~2,300 edges) leaves most of the
+    face visible: inside the mesh's outline only a minority of pixels change, but many do."""
+    from trans3dhead.inference.render import wire_model
+
+    rep, _, _, _, edges = wire_model()
+    assert 300 < len(rep) < 2000 and 1000 < len(edges) < 6000
+    img = photo_bgr()
+    (face,) = HeadAligner(model=MODEL, threads=1)(img)
+    out = render_overlay(img, [face], ("wireframe",))
+    changed = np.abs(out.astype(int) - img.astype(int)).sum(-1) > 30
+    v = face.mesh().vertices
+    x0, y0, x1, y1 = int(v[:, 0].min()), int(v[:, 1].min()), int(v[:, 0].max()), int(v[:, 1].max())
+    inside = changed[y0:y1, x0:x1].mean()
+    assert 0.03 < inside < 0.5, inside
+
+
+def test_pose_text_is_drawn_above_the_box():
+    img = photo_bgr()
+    (face,) = HeadAligner(model=MODEL, threads=1)(img)
+    out = render_overlay(img, [face], ("pose",))
+    changed = np.abs(out.astype(int) - img.astype(int)).sum(-1) > 30
+    x0, y0 = int(face.box[0]), int(face.box[1])
+    assert changed[max(0, y0 - 30):y0, x0:x0 + 100].mean() > 0.05

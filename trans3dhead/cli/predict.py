@@ -358,7 +358,7 @@ def register(subparsers) -> None:
     p.add_argument("--backend", choices=["torch", "onnx"], default="onnx")
     p.add_argument("--mesh", choices=["obj", "ply"], help="write each face's dense mesh")
     p.add_argument("--render", nargs="?", const=",".join(DEFAULT_STYLES), type=_parse_styles, default=None,
-                   metavar="STYLES", help="write overlays; STYLES: comma-separated of landmarks, axes, wireframe, "
+                   metavar="STYLES", help="write overlays; STYLES: comma-separated of landmarks, axes, wireframe, pose, "
                                           f"depth (default {','.join(DEFAULT_STYLES)})")
     p.add_argument("--camera", type=non_negative_int, default=None, metavar="N",
                    help="read camera N (as the input 'N'); Ctrl-C (or q in --show) ends it, keeping the outputs")
