@@ -99,7 +99,8 @@ def test_cheap_documented_command_runs(command, run_cli, tmp_path, monkeypatch):
         assert code == 0, err
         doc = json.loads((out / "example_astronaut.json").read_text())
         assert doc["schema_version"] == 2 and len(doc["faces"]) == 1
-        assert set(doc["faces"][0]["pose"]) == {"yaw", "pitch", "roll", "rotation", "scale", "translation"}
+        assert set(doc["faces"][0]["pose"]) == {"yaw", "pitch", "roll", "rotation", "quaternion_wxyz",
+                                                "rotation_vector", "scale", "translation"}
         if "--mesh" in words:
             assert doc["meshes"] == ["example_astronaut_face0.obj"] and (out / "example_astronaut_face0.obj").is_file()
         if "--render" in words:

@@ -252,3 +252,23 @@ def test_pose_signs_in_the_image(aflw2000, aflw2000_pose_deg):
     frontal = ok & (np.abs(yaw) < 30)
     nose_dy = gt[:, 30, 1] - (gt[:, 8, 1] + gt[:, 27, 1]) / 2
     assert np.corrcoef(pitch[frontal], nose_dy[frontal])[0, 1] < -0.8
+
+
+def test_quaternion_and_rotation_vector_agree_with_opencv_on_real_poses(aflw2000_pose_deg):
+    """The convention-free forms of AFLW2000-3D's own poses: the rotation vector equals
+    cv2.Rodrigues of the matrix, the quaternion rebuilds the matrix, at profile too."""
+    import cv2
+
+    from trans3dhead.face_model.pose import quaternion_from_rotation, rotation_vector_from_rotation
+
+    yaw = np.abs(aflw2000_pose_deg[:, 0])
+    idx = np.concatenate([np.flatnonzero(yaw < 10)[:20], np.flatnonzero(yaw > 80)[:20]])
+    assert len(idx) == 40
+    for y, p, r in np.radians(aflw2000_pose_deg[idx]):
+        rot = rotation_from_euler(y, p, r)
+        w, x, yy, z = quaternion_from_rotation(rot)
+        rebuilt = np.array([[1 - 2 * (yy * yy + z * z), 2 * (x * yy - z * w), 2 * (x * z + yy * w)],
+                            [2 * (x * yy + z * w), 1 - 2 * (x * x + z * z), 2 * (yy * z - x * w)],
+                            [2 * (x * z - yy * w), 2 * (yy * z + x * w), 1 - 2 * (x * x + yy * yy)]])
+        np.testing.assert_allclose(rebuilt, rot, atol=1e-9)
+        np.testing.assert_allclose(rotation_vector_from_rotation(rot), cv2.Rodrigues(rot)[0].ravel(), atol=1e-6)

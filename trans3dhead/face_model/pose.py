@@ -82,3 +82,33 @@ def pose_deg_from_params(params):
     _, rot, _ = split_pose(pose)
     angles = xp.stack(euler_from_rotation(rot), -1)
     return angles * (180.0 / math.pi)
+
+
+def quaternion_from_rotation(rot: np.ndarray) -> np.ndarray:
+    """(w, x, y, z) unit quaternion of a (3, 3) rotation, w >= 0 (the convention-free form of the
+    pose: no Euler order, no gimbal lock)."""
+    r = np.asarray(rot, np.float64)
+    t = np.trace(r)
+    cands = np.array([t, r[0, 0], r[1, 1], r[2, 2]])
+    k = int(np.argmax(cands))
+    if k == 0:
+        w = math.sqrt(max(1.0 + t, 0.0)) / 2
+        q = [w, (r[2, 1] - r[1, 2]) / (4 * w), (r[0, 2] - r[2, 0]) / (4 * w), (r[1, 0] - r[0, 1]) / (4 * w)]
+    else:
+        i, j, m = (k - 1), k % 3, (k + 1) % 3
+        v = math.sqrt(max(1.0 + 2 * r[i, i] - t, 0.0)) / 2
+        q = [0.0, 0.0, 0.0, 0.0]
+        q[0] = (r[m, j] - r[j, m]) / (4 * v)
+        q[1 + i], q[1 + j], q[1 + m] = v, (r[j, i] + r[i, j]) / (4 * v), (r[m, i] + r[i, m]) / (4 * v)
+    q = np.array(q)
+    q /= np.linalg.norm(q)
+    return -q if q[0] < 0 else q
+
+
+def rotation_vector_from_rotation(rot: np.ndarray) -> np.ndarray:
+    """(3,) axis times angle in radians of a (3, 3) rotation (the angle in [0, pi])."""
+    q = quaternion_from_rotation(rot)
+    s = np.linalg.norm(q[1:])
+    if s < 1e-12:
+        return np.zeros(3)
+    return q[1:] / s * (2.0 * math.atan2(s, q[0]))

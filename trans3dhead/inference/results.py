@@ -17,7 +17,8 @@ import numpy as np
 
 from trans3dhead.face_model.bfm import dense_model, keypoint_model
 from trans3dhead.face_model.frames import FLIP_Y, params_from_camera
-from trans3dhead.face_model.pose import euler_from_rotation, rotation_from_euler, split_pose
+from trans3dhead.face_model.pose import (euler_from_rotation, quaternion_from_rotation, rotation_from_euler,
+                                         rotation_vector_from_rotation, split_pose)
 
 
 class Mesh(NamedTuple):
@@ -53,6 +54,17 @@ class Pose:
     def angles(self) -> np.ndarray:
         """(3,) yaw, pitch, roll in degrees."""
         return np.array([self.yaw, self.pitch, self.roll])
+
+    @property
+    def quaternion(self) -> np.ndarray:
+        """(4,) w, x, y, z of the rotation (w >= 0): the same pose with no Euler order and no gimbal
+        lock (near |yaw| = 90 deg pitch and roll are coupled; the quaternion is not)."""
+        return quaternion_from_rotation(self.rotation)
+
+    @property
+    def rotation_vector(self) -> np.ndarray:
+        """(3,) rotation axis times angle, radians (as cv2.Rodrigues gives it)."""
+        return rotation_vector_from_rotation(self.rotation)
 
     def __repr__(self) -> str:
         return f"Pose(yaw={self.yaw:.1f}, pitch={self.pitch:.1f}, roll={self.roll:.1f})"

@@ -17,7 +17,7 @@ from trans3dhead.fileio import AtomicOutput, atomic_path, atomic_write_text
 from trans3dhead.inference.results import FaceResult, Mesh, Pose
 
 SCHEMA = "trans3dhead/predict"
-SCHEMA_VERSION = 2  # 2: the pose block holds scale and translation; angles spelt yaw/pitch/roll (degrees)
+SCHEMA_VERSION = 2  # 2: the pose block holds scale, translation, quaternion and rotation vector; angles yaw/pitch/roll (degrees)
 COORDINATES = ("image pixels: x right, y down, origin at the top-left corner of the top-left pixel; "
                "z depth on the same scale, larger = closer to the camera")
 PIXEL_DECIMALS = 3
@@ -35,7 +35,8 @@ def _sig(a) -> list:
 def pose_to_dict(pose: Pose) -> dict:
     """The "pose" block: the fields of FaceResult.pose, angles in degrees."""
     return {"yaw": round(pose.yaw, 3), "pitch": round(pose.pitch, 3), "roll": round(pose.roll, 3),
-            "rotation": np.round(pose.rotation, 6).tolist(), "scale": float(f"{pose.scale:.{SIGNIFICANT}g}"),
+            "rotation": np.round(pose.rotation, 6).tolist(), "quaternion_wxyz": np.round(pose.quaternion, 6).tolist(),
+            "rotation_vector": np.round(pose.rotation_vector, 6).tolist(), "scale": float(f"{pose.scale:.{SIGNIFICANT}g}"),
             "translation": _px(pose.translation)}
 
 
