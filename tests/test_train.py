@@ -107,3 +107,34 @@ def test_every_committed_config_loads(path):
     """A config the docs cite must still parse against the current dataclasses (no stale keys)."""
     config = load_config(path)
     assert config.name and config.train.max_epochs >= 1
+
+
+def test_human_jaw_points_only_on_near_frontal_faces():
+    """data.human_jaw_max_yaw_deg: on real AFLW crops with their MERL-RAV labels, a training sample
+    whose |yaw| exceeds the limit keeps its human inner points but none of its 17 jaw points; a
+    near-frontal one keeps its jaw points. The default (None) keeps every jaw point."""
+    import numpy as np
+
+    from trans3dhead.training.datamodule import CropsDataModule
+
+    def human_weights(limit_deg):
+        over = _overrides(**{"data.merl_rav_root": DATA / "merl_rav", "data.limit": 400,
+                             "data.human_jaw_max_yaw_deg": limit_deg})
+        dm = CropsDataModule(load_config(TINY, over))
+        dm.setup()
+        yaw = np.abs(dm.reader_yaw_deg)
+        rows = [(yaw[i], dm.train_set[k]["human_weight"].numpy()) for k, i in enumerate(dm.train_set.indices)
+                if int(i) in dm.train_set.human]
+        return rows
+
+    rows, everything = human_weights(30.0), human_weights("null")
+    assert len(rows) == len(everything) > 60
+    turned = [(w, full) for (y, w), (_, full) in zip(rows, everything) if y > 30.0]
+    frontal = [(w, full) for (y, w), (_, full) in zip(rows, everything) if y <= 30.0]
+    assert len(turned) > 20 and len(frontal) > 20
+    for w, full in turned + frontal:
+        np.testing.assert_array_equal(w[17:], full[17:])  # inner points untouched
+    assert all(w[:17].sum() == 0 for w, _ in turned)
+    assert sum(full[:17].sum() > 0 for _, full in turned) > 10  # the default keeps them
+    for w, full in frontal:
+        np.testing.assert_array_equal(w[:17], full[:17])

@@ -87,6 +87,10 @@ class DataConfig:
     # Crops never trained or validated on (CSV files with a crop_name column): the near-duplicates of
     # AFLW2000-3D photos by default. The shipped weights of before this list set it to [].
     exclude: list[str] = field(default_factory=lambda: [NEAR_DUPLICATES])
+    # MERL-RAV's jaw follows the visible contour, the teacher's (and AFLW2000-3D's) the 3D jaw line:
+    # human jaw points (0-16) are used only on faces whose |yaw| (the crops' own estimate) is at most
+    # this many degrees; None uses them on every face.
+    human_jaw_max_yaw_deg: float | None = None
 
 
 @dataclass

@@ -11,6 +11,7 @@ import torch
 
 NUM_LANDMARKS = 68
 INNER = slice(17, 68)  # every point but the jaw contour
+JAW = slice(0, 17)
 
 # Mirror partner of each of the 68 points.
 FLIP_PERM_68 = np.array(

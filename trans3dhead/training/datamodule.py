@@ -20,7 +20,7 @@ from trans3dhead.data.merl_rav import MerlRav
 from trans3dhead.data.transforms import apply_points, flip_image, photometric, similarity, warp_pkg
 from trans3dhead.errors import Trans3DHeadError
 from trans3dhead.face_model.frames import CROP_SIZE, MIRROR_2D
-from trans3dhead.face_model.landmarks68 import FLIP_PERM_68, mirror_landmarks
+from trans3dhead.face_model.landmarks68 import FLIP_PERM_68, JAW, mirror_landmarks
 from trans3dhead.fileio import atomic_path
 from trans3dhead.training.labels import VIEW_KEYS, label_views, transform_labels, write_label_cache
 from trans3dhead.weights import load_network
@@ -30,9 +30,10 @@ class CropDataset(Dataset):
     """Training or validation crops; items are uint8 CHW tensors plus optional human labels."""
 
     def __init__(self, crops: np.ndarray, indices: np.ndarray, augment: AugmentConfig | None, seed: int,
-                 human: dict | None = None, labels: dict | None = None):
+                 human: dict | None = None, labels: dict | None = None, jaw_off: np.ndarray | None = None):
         self.crops, self.indices, self.augment, self.seed = crops, indices, augment, seed
         self.human = human or {}
+        self.jaw_off = jaw_off  # per crop index: True = its human jaw points are not used
         self.labels = labels  # label_views() arrays indexed like crops, or None (online teacher)
         self.epoch = 0
 
@@ -69,6 +70,8 @@ class CropDataset(Dataset):
             pts, w = np.zeros((68, 2), np.float32), np.zeros(68, np.float32)
         else:
             w = (np.isfinite(pts).all(-1) & (vis > 0)).astype(np.float32)
+            if self.jaw_off is not None and self.jaw_off[idx]:
+                w[JAW] = 0.0
             pts = np.nan_to_num(pts).astype(np.float32)
         item["human_lm"], item["human_weight"] = torch.from_numpy(pts), torch.from_numpy(w)
         return item
@@ -131,11 +134,15 @@ class CropsDataModule(L.LightningDataModule):
         if self.config.train.limit_val:
             val_idx = val_idx[:self.config.train.limit_val]
         human = _human_labels(d.merl_rav_root, reader) if d.merl_rav_root else {}
+        jaw_off = None if d.human_jaw_max_yaw_deg is None else np.abs(reader.yaw_deg) > d.human_jaw_max_yaw_deg
+        self.reader_yaw_deg = reader.yaw_deg
         if d.limit:  # a small run decodes only its own crops
             used = np.concatenate([train_idx, val_idx])
             self.crops = np.stack([reader.read_crop(int(i)) for i in used])
             position = {int(i): k for k, i in enumerate(used)}
             human = {position[i]: v for i, v in human.items() if i in position}
+            jaw_off = None if jaw_off is None else jaw_off[used]
+            self.reader_yaw_deg = reader.yaw_deg[used]
             train_idx, val_idx = np.arange(len(train_idx)), np.arange(len(train_idx), len(used))
         else:
             self.crops = _cached_crops(reader, Path(d.cache_dir))
@@ -143,7 +150,7 @@ class CropsDataModule(L.LightningDataModule):
         if d.teacher_labels:
             labels = _cached_labels(self.crops, d, None if d.limit else reader.names)
         seed = self.config.train.seed
-        self.train_set = CropDataset(self.crops, train_idx, self.config.augment, seed, human, labels)
+        self.train_set = CropDataset(self.crops, train_idx, self.config.augment, seed, human, labels, jaw_off)
         self.val_set = CropDataset(self.crops, val_idx, None, seed, human, labels)
         # Each process of a multi-process run (DDP) draws its own shard of the one (seed, epoch) order;
         # the Trainer is told not to put a sampler of its own over it (run.py).
