@@ -272,3 +272,15 @@ def test_quaternion_and_rotation_vector_agree_with_opencv_on_real_poses(aflw2000
                             [2 * (x * z - yy * w), 2 * (yy * z + x * w), 1 - 2 * (x * x + yy * yy)]])
         np.testing.assert_allclose(rebuilt, rot, atol=1e-9)
         np.testing.assert_allclose(rotation_vector_from_rotation(rot), cv2.Rodrigues(rot)[0].ravel(), atol=1e-6)
+
+
+def test_euler_gradient_is_finite_at_ninety_degrees_yaw():
+    """A predicted pose at exactly |yaw| = 90 deg (R[2, 0] = -+1) once made a training run's
+    gradients NaN through asin; the torch decode keeps them finite there."""
+    for yaw in (math.pi / 2, -math.pi / 2):
+        angles = torch.tensor([yaw, 0.3, -0.2], dtype=torch.float64)
+        rot = rotation_from_euler(*angles).clone().requires_grad_(True)
+        out = torch.stack(euler_from_rotation(rot)).sum()
+        out.backward()
+        assert torch.isfinite(rot.grad).all()
+        assert abs(float(euler_from_rotation(rot.detach())[0]) - yaw) < math.radians(0.1)

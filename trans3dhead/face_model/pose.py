@@ -43,7 +43,10 @@ def euler_from_rotation(rot):
     pitch -+ roll is defined: there roll is set to 0 and pitch = atan2(-R[1, 2], R[1, 1]).
     """
     xp = _lib(rot)
-    r20 = xp.clip(rot[..., 2, 0], -1.0, 1.0) if xp is np else rot[..., 2, 0].clamp(-1.0, 1.0)
+    # torch: kept 1e-6 inside [-1, 1], where asin's gradient is finite (at |R[2, 0]| = 1, a yaw of
+    # exactly 90 deg, it is infinite and one such prediction turned a training run to NaN); this
+    # moves yaw by at most 0.08 deg there. numpy (inference, evaluation) is exact.
+    r20 = xp.clip(rot[..., 2, 0], -1.0, 1.0) if xp is np else rot[..., 2, 0].clamp(-1.0 + 1e-6, 1.0 - 1e-6)
     yaw = -xp.arcsin(r20) if xp is np else -torch.asin(r20)
     atan2 = np.arctan2 if xp is np else torch.atan2
     locked = xp.abs(r20) > 1.0 - 1e-12
