@@ -5,34 +5,11 @@ import argparse
 import math
 
 
-def positive_int(text: str) -> int:
+def _whole_number(text: str) -> int:
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value}: must be at least 1")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value}: must be 0 or more")
-    return value
-
-
-def unit_interval(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{value:g}: must lie in [0, 1]")
-    return value
 
 
 def _finite_number(text: str) -> float:
@@ -45,18 +22,38 @@ def _finite_number(text: str) -> float:
     return value
 
 
+def _check(value, ok: bool, rule: str):
+    if not ok:
+        raise argparse.ArgumentTypeError(f"{value:g}: must {rule}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    value = _whole_number(text)
+    return _check(value, value >= 1, "be at least 1")
+
+
+def non_negative_int(text: str) -> int:
+    value = _whole_number(text)
+    return _check(value, value >= 0, "be 0 or more")
+
+
+def unit_interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    return _check(value, 0.0 <= value <= 1.0, "lie in [0, 1]")  # nan and inf fail here too
+
+
 def positive_float(text: str) -> float:
     value = _finite_number(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{value:g}: must be greater than 0")
-    return value
+    return _check(value, value > 0, "be greater than 0")
 
 
 def non_negative_float(text: str) -> float:
     value = _finite_number(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value:g}: must be 0 or more")
-    return value
+    return _check(value, value >= 0, "be 0 or more")
 
 
 def set_threads(n: int | None) -> None:
