@@ -100,7 +100,7 @@ def _run_info(args, aligner) -> dict:
     from trans3dhead import __version__
 
     return {"trans3dhead_version": __version__, "model": aligner.model_name, "backend": aligner.backend_name,
-            "detector": aligner.detector.name, "second_pass": aligner.second_pass}
+            "detector": aligner.detector.name, "second_pass": aligner.second_pass, "min_quality": aligner.min_quality}
 
 
 def _image_outputs(args, job_base: Path, image, faces, run_info: dict, source: str) -> dict:
@@ -296,7 +296,7 @@ def cmd_predict(args) -> int:
     _prepare_output_folder(outdir)
     detector = RetinaFaceDetector(score_threshold=args.score_threshold, threads=args.threads)
     aligner = HeadAligner(model=args.model, detector=detector, backend=args.backend, second_pass=args.second_pass,
-                          batch_size=args.batch_size, threads=args.threads)
+                          min_quality=args.min_quality, batch_size=args.batch_size, threads=args.threads)
     run_info = _run_info(args, aligner)
     jobs, groups = _collect_jobs(inputs, outdir)
     reporter = Reporter(args.quiet)
@@ -346,6 +346,7 @@ def cmd_predict(args) -> int:
 
 
 def register(subparsers) -> None:
+    from trans3dhead.inference.quality import DEFAULT_MIN_QUALITY
     from trans3dhead.inference.render import DEFAULT_STYLES
 
     p = subparsers.add_parser("predict", help="3D landmarks, head pose and meshes for images, folders and videos",
@@ -372,6 +373,9 @@ def register(subparsers) -> None:
     p.add_argument("--second-pass", action="store_true", help="re-crop around the first landmarks and run again")
     p.add_argument("--score-threshold", type=unit_interval, default=0.9,
                    help="detector score threshold in [0, 1] (default 0.9)")
+    p.add_argument("--min-quality", type=unit_interval, default=DEFAULT_MIN_QUALITY, metavar="Q",
+                   help="drop faces whose quality (how face-like the crop is, 0..1) is below Q (default "
+                        f"{DEFAULT_MIN_QUALITY}; 0 keeps every face; models without a landmark branch have none)")
     p.add_argument("--batch-size", type=positive_int, default=16, help="images (or frames) per batch (default 16)")
     p.add_argument("--threads", type=positive_int, default=None, help="CPU threads for the network and the detector")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")

@@ -21,6 +21,7 @@ from trans3dhead.inference.backends import build_backend
 from trans3dhead.inference.crops import crop_box_from_landmarks, extract_crop
 from trans3dhead.inference.detectors import CropPolicy, FaceDetector, GivenBoxes, build_detector
 from trans3dhead.inference.images import IMAGE_SUFFIXES, load_image
+from trans3dhead.inference.quality import DEFAULT_MIN_QUALITY, crop_sharpness, face_quality
 from trans3dhead.inference.results import FaceResult, FileResult, FrameResult
 from trans3dhead.inference.video import DEFAULT_FPS, VideoInfo, is_live_source, iter_frames, open_video
 
@@ -35,6 +36,10 @@ class HeadAligner:
         only with detector="retinaface" (a FaceDetector instance carries its own).
     max_faces: keep at most this many faces per image, the largest (crop box) first (None: all,
         best detector score first).
+    min_quality: drop faces whose quality (FaceResult.quality, in [0, 1]: how face-like the crop is,
+        inference/quality.py) is below it; default DEFAULT_MIN_QUALITY (0.3), chosen on the validation
+        split and non-face images (docs/results.md); None or 0 keeps every face. Faces of models
+        without a landmark branch (3ddfa-mb05) have no quality and are always kept.
     second_pass: re-crop around the first pass's landmarks and run the network again (off by
     default: with 3ddfa-mb05 it raised AFLW2000-3D NME, docs/detector_calibration.md).
     batch_size: images (or video frames) per batch, and crops per network call.
@@ -44,13 +49,15 @@ class HeadAligner:
 
     def __init__(self, model: str | None = None, detector: str | FaceDetector = "retinaface",
                  backend: str = "onnx", score_threshold: float | None = None, max_faces: int | None = None,
-                 second_pass: bool = False, batch_size: int = 32, device: str = "cpu", threads: int | None = None):
+                 min_quality: float | None = DEFAULT_MIN_QUALITY, second_pass: bool = False, batch_size: int = 32, device: str = "cpu", threads: int | None = None):
         from trans3dhead.weights import DEFAULT_MODEL
 
         if batch_size < 1:
             raise Trans3DHeadError(f"batch_size={batch_size}: must be at least 1")
         if max_faces is not None and max_faces < 1:
             raise Trans3DHeadError(f"max_faces={max_faces}: must be at least 1 (or None for all faces)")
+        if min_quality is not None and not 0.0 <= min_quality <= 1.0:
+            raise Trans3DHeadError(f"min_quality={min_quality}: must lie in [0, 1] (or None to keep every face)")
         if score_threshold is not None:
             if not 0.0 <= score_threshold <= 1.0:
                 raise Trans3DHeadError(f"score_threshold={score_threshold}: must lie in [0, 1]")
@@ -63,6 +70,7 @@ class HeadAligner:
         self.crop_size = self.network.crop_size
         self.landmark_source = _landmark_source(self.model_name)
         self.max_faces = max_faces
+        self.min_quality = min_quality
         self.second_pass = second_pass
         self.batch_size = batch_size
 
@@ -151,14 +159,16 @@ class HeadAligner:
         owner = [i for i, dets in enumerate(found) for _ in dets]
         dets = [d for per_image in found for d, _ in per_image]
         boxes = np.array([b for per_image in found for _, b in per_image]).reshape(-1, 4)
-        lm_crop, params = self._run(images_bgr, owner, boxes)
+        lm_crop, params, sharp = self._run(images_bgr, owner, boxes)
         if self.second_pass and len(boxes):
             lm_img = crop_to_image(lm_crop, boxes, self.crop_size)
             boxes = np.stack([crop_box_from_landmarks(p) for p in lm_img])
-            lm_crop, params = self._run(images_bgr, owner, boxes)
+            lm_crop, params, sharp = self._run(images_bgr, owner, boxes)
         out: list[list[FaceResult]] = [[] for _ in images_bgr]
         for j, i in enumerate(owner):
-            out[i].append(_face_result(dets[j], boxes[j], lm_crop[j], params[j], self.crop_size))
+            face = self._face(dets[j], boxes[j], lm_crop[j], params[j], sharp[j])
+            if self.passes_quality(face):
+                out[i].append(face)
         if self.max_faces is not None:
             out = [sorted(faces, key=lambda f: -(f.crop_box[2] - f.crop_box[0]))[:self.max_faces] for faces in out]
         return out
@@ -169,8 +179,17 @@ class HeadAligner:
         if not len(crop_boxes):
             return []
         boxes = np.asarray(crop_boxes, np.float64).reshape(-1, 4)
-        lm_crop, params = self._run([image_bgr], [0] * len(boxes), boxes)
-        return [_face_result(d, b, lm, p, self.crop_size) for d, b, lm, p in zip(detections, boxes, lm_crop, params)]
+        lm_crop, params, sharp = self._run([image_bgr], [0] * len(boxes), boxes)
+        return [self._face(d, b, lm, p, s) for d, b, lm, p, s in zip(detections, boxes, lm_crop, params, sharp)]
+
+    def passes_quality(self, face: FaceResult) -> bool:
+        """Whether a face is kept by min_quality (always, where the model gives no quality)."""
+        return self.min_quality is None or face.quality is None or face.quality >= self.min_quality
+
+    def _face(self, det, crop_box, lm_crop, params, sharpness: float) -> FaceResult:
+        face = _face_result(det, crop_box, lm_crop, params, self.crop_size)
+        quality = face_quality(face, sharpness, self.landmark_source)
+        return face if quality is None else face.with_updates(quality=quality)
 
     def tracker(self, detect_every: int = 10, smooth: bool = False, **options):
         """A FaceTracker for frames one at a time: ``tracker = aligner.tracker(); faces = tracker(frame)``
@@ -183,7 +202,7 @@ class HeadAligner:
         size = self.crop_size
         crops = np.stack([extract_crop(images_bgr[i], b, size) for i, b in zip(owner, boxes)]) if owner else \
             np.zeros((0, size, size, 3), np.uint8)
-        return self.network(crops, self.batch_size)
+        return (*self.network(crops, self.batch_size), [crop_sharpness(c) for c in crops])
 
 
 def _batched(items: Iterable, size: int) -> Iterator[list]:

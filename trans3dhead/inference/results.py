@@ -91,6 +91,8 @@ class FaceResult:
         A[:, :3] = scale * diag(1, -1, 1) @ rotation.T up to the network's non-orthogonality.
     shape_params: (40,), expression_params: (10,) BFM coefficients (3DDFA scaling).
     track_id: the face's track across video frames (None for still images).
+    quality: how face-like the crop is, in [0, 1] (higher = more face-like): branch agreement x crop
+        sharpness (inference/quality.py); None for models without a landmark branch (3ddfa-mb05).
     pose: yaw, pitch, roll (degrees), rotation, scale, translation (a Pose).
     """
 
@@ -102,11 +104,13 @@ class FaceResult:
     shape_params: np.ndarray
     expression_params: np.ndarray
     track_id: int | None = None
+    quality: float | None = None
 
     def __repr__(self) -> str:
         x0, y0, x1, y1 = (float(v) for v in self.box)
         track = "" if self.track_id is None else f", track_id={self.track_id}"
-        return (f"FaceResult(box=[{x0:.0f}, {y0:.0f}, {x1:.0f}, {y1:.0f}], score={self.score:.3f}, "
+        quality = "" if self.quality is None else f", quality={self.quality:.3f}"
+        return (f"FaceResult(box=[{x0:.0f}, {y0:.0f}, {x1:.0f}, {y1:.0f}], score={self.score:.3f}{quality}, "
                 f"{self.pose!r}{track})")
 
     @cached_property

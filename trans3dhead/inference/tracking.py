@@ -15,6 +15,11 @@ detector finds it, the track goes on from the detector's crop, otherwise it ends
 a landmark branch (3ddfa-mb05) give no such signal; their tracks are checked by the periodic
 detection only.
 
+Faces follow the aligner's min_quality (inference/quality.py) as on still images: a detection below
+it starts no track, and a tracked face below it counts as lost. LOST_DISAGREEMENT is stricter
+than the default min_quality on the agreement cue (quality 0.5 against 0.3), so it is what notices
+a slide off the face; the quality adds the blur cue.
+
 ShotCutDetector compares each frame's 64x36 grey thumbnail with the previous one: a cut is a
 large change of the grey-level histogram together with a large mean pixel change.
 """
@@ -30,19 +35,13 @@ from trans3dhead.errors import Trans3DHeadError
 from trans3dhead.face_model.frames import roi_box_from_landmarks
 from trans3dhead.inference.detectors.base import Detection
 from trans3dhead.inference.images import load_image
+from trans3dhead.inference.quality import SOURCE_FACTOR, branch_disagreement  # noqa: F401 (public here too)
 from trans3dhead.inference.results import FaceResult
 from trans3dhead.inference.video import OneEuroFilter, smooth_face
 
 # Branch disagreement (mean point distance, % of the crop side) above which a tracked face counts
 # as lost: the 98th percentile of real faces on the validation split (see above).
 LOST_DISAGREEMENT = 0.44
-SOURCE_FACTOR = {"fused": 2.0, "branch": 1.0}  # disagreement = factor x |landmarks - 3DMM landmarks|
-
-
-def branch_disagreement(face: FaceResult, factor: float) -> float:
-    """Mean 2D distance between the landmark branch and the 3DMM landmarks, % of the crop side."""
-    gap = np.linalg.norm(face.landmarks_2d - face.landmarks_3dmm[:, :2], axis=1).mean()
-    return float(factor * gap / (face.crop_box[2] - face.crop_box[0]) * 100.0)
 
 
 class ShotCutDetector:
@@ -157,7 +156,8 @@ class FaceTracker:
         faces = self.aligner.align_crops(image, boxes, dets)
         for tr, face in zip(self._tracks, faces):
             tr.face = face
-            lost = self.factor is not None and branch_disagreement(face, self.factor) > LOST_DISAGREEMENT
+            lost = (self.factor is not None and branch_disagreement(face, self.factor) > LOST_DISAGREEMENT) \
+                or not self.aligner.passes_quality(face)
             tr.lost_frames = tr.lost_frames + 1 if lost else 0
         return list(self._tracks)
 
@@ -196,10 +196,13 @@ class FaceTracker:
                                              [dets[matched[k]] for k in recrop])
             for k, face in zip(recrop, faces):
                 tracks[k].face, tracks[k].lost_frames = face, 0
+            kept = [tr for tr in kept if self.aligner.passes_quality(tr.face)]  # found again, but not face-like
         new = [j for j in range(len(dets)) if j not in used]
         if new:
             faces = self.aligner.align_crops(image, np.stack([boxes[j] for j in new]), [dets[j] for j in new])
             for j, face in zip(new, faces):
+                if not self.aligner.passes_quality(face):  # below min_quality: as on a still image, no face
+                    continue
                 kept.append(_Track(self._next_id, face, float(dets[j].score)))
                 self._next_id += 1
         if self.aligner.max_faces is not None:

@@ -17,7 +17,7 @@ from trans3dhead.fileio import AtomicOutput, atomic_path, atomic_write_text
 from trans3dhead.inference.results import FaceResult, Mesh, Pose
 
 SCHEMA = "trans3dhead/predict"
-SCHEMA_VERSION = 2  # 2: the pose block holds scale, translation, quaternion and rotation vector; angles yaw/pitch/roll (degrees)
+SCHEMA_VERSION = 2  # 2: the pose block holds scale, translation, quaternion and rotation vector; angles yaw/pitch/roll (degrees); faces carry "quality" (a new field, no version change)
 COORDINATES = ("image pixels: x right, y down, origin at the top-left corner of the top-left pixel; "
                "z depth on the same scale, larger = closer to the camera")
 PIXEL_DECIMALS = 3
@@ -43,7 +43,8 @@ def pose_to_dict(pose: Pose) -> dict:
 def face_to_dict(face: FaceResult) -> dict:
     """One face as plain JSON types (schema version 2)."""
     out = {
-        "box": _px(face.box), "score": round(float(face.score), 5), "crop_box": _px(face.crop_box),
+        "box": _px(face.box), "score": round(float(face.score), 5),
+        "quality": None if face.quality is None else round(float(face.quality), 4), "crop_box": _px(face.crop_box),
         "landmarks_2d": _px(face.landmarks_2d), "landmarks_3d": _px(face.landmarks_3d),
         "pose": pose_to_dict(face.pose),
         "camera_matrix": [_sig(row) for row in face.camera_matrix],

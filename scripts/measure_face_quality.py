@@ -1,0 +1,249 @@
+"""Measure cues that separate real faces from non-faces, for the face-quality score (issue 13 item 5).
+
+Positives: the validation split of the AFLW crops (minus the near-duplicates of AFLW2000-3D),
+each scaled 2x and placed in a larger canvas (edge pixels replicated) so the detector sees a
+face in context; the bundled astronaut photo; frames of the shared side-profile clip.
+Negatives: scikit-image's non-face data images (the cat `chelsea`, coffee, rocket, bricks, ...)
+and the non-face half of its LFW subset; blank, noise and texture images made here; crops of the
+validation faces shifted by half their side; the validation faces blurred heavily.
+
+For every negative image the detector runs with a low threshold (0.3) on the image and on scaled,
+flipped and rotated copies, so the negatives are the face-like boxes a detector does report; random
+given boxes (network only) add the crops a tracker could slide onto. Each row: group, label,
+detector score, branch disagreement (% of the crop side), crop sharpness (Laplacian variance of
+the crop centre) and the quality (inference/quality.py).
+AFLW2000-3D is never read here.
+
+    python scripts/measure_face_quality.py --out /tmp/face_quality.npz
+
+With --report-aflw2000-3d it instead REPORTS (after the threshold was fixed, never to choose it)
+how many AFLW2000-3D faces the detector finds on the full 450x450 images with and without the
+default quality threshold: a face counts as found when a detection's box holds the centre of its
+ground-truth landmarks.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+# scikit-image data images that show a person (left out of the negatives)
+FACE_IMAGES = {"astronaut.png", "camera.png"}
+
+
+def skimage_images() -> dict[str, np.ndarray]:
+    import skimage.data
+    import skimage.io
+
+    root = Path(skimage.data.__file__).parent
+    out = {}
+    for f in sorted(root.iterdir()):
+        if f.suffix not in (".png", ".jpg") or f.name in FACE_IMAGES:
+            continue
+        img = skimage.io.imread(f)
+        if img.ndim == 2:
+            img = np.stack([img] * 3, -1)
+        img = img[..., :3]
+        if img.dtype != np.uint8:
+            img = (img.astype(np.float64) / max(img.max(), 1) * 255).astype(np.uint8)
+        out[f.stem] = np.ascontiguousarray(img[..., ::-1])
+    return out
+
+
+def synthetic_images(rng) -> dict[str, np.ndarray]:
+    out = {}
+    for v in (0, 128, 255):
+        out[f"blank{v}"] = np.full((360, 360, 3), v, np.uint8)
+    out["noise"] = rng.integers(0, 256, (360, 360, 3), dtype=np.uint8)
+    for s in (2, 6, 15):
+        n = cv2.GaussianBlur(rng.normal(128, 60, (360, 360, 3)), (0, 0), s)
+        out[f"smooth_noise{s}"] = np.clip((n - n.mean()) / n.std() * 50 + 128, 0, 255).astype(np.uint8)
+    yy, xx = np.mgrid[:360, :360]
+    out["stripes"] = np.repeat(((np.sin(xx / 6.0) > 0) * 255).astype(np.uint8)[..., None], 3, -1)
+    out["checker"] = np.repeat((((xx // 30 + yy // 30) % 2) * 255).astype(np.uint8)[..., None], 3, -1)
+    out["rings"] = np.repeat((127 + 127 * np.sin(np.hypot(xx - 180, yy - 180) / 8)).astype(np.uint8)[..., None], 3, -1)
+    return out
+
+
+def variants(img: np.ndarray) -> list[np.ndarray]:
+    """Scaled, flipped and rotated copies: more chances for the detector to see a face."""
+    out = []
+    for s in (0.5, 1.0, 2.0):
+        v = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+        if max(v.shape[:2]) > 1400 or min(v.shape[:2]) < 40:
+            continue
+        out += [v, v[:, ::-1].copy()]
+    h, w = img.shape[:2]
+    for ang in (-30, 30):
+        m = cv2.getRotationMatrix2D((w / 2, h / 2), ang, 1.0)
+        out.append(cv2.warpAffine(img, m, (w, h), borderMode=cv2.BORDER_REFLECT))
+    return out
+
+
+def val_names() -> list[str]:
+    import csv
+
+    names = [ln.strip() for ln in open(REPO / "configs/splits/aflw_crops_val.txt") if ln.strip() and not ln.startswith("#")]
+    with open(DATA / "aflw_crops/excluded_near_duplicates_of_aflw2000_3d.csv") as f:
+        excluded = {row["crop_name"] for row in csv.DictReader(f)}
+    return [n for n in names if n not in excluded]
+
+
+def in_canvas(crop: np.ndarray, scale: float = 2.0, pad: int = 80) -> np.ndarray:
+    big = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
+    return cv2.copyMakeBorder(big, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--limit", type=int, default=None, help="validation faces to use (default all)")
+    ap.add_argument("--video-every", type=int, default=25, help="take every Nth frame of the clip")
+    ap.add_argument("--report-aflw2000-3d", action="store_true", help="report on the benchmark only (see above)")
+    args = ap.parse_args()
+    if args.report_aflw2000_3d:
+        report_aflw2000_3d(args.out)
+        return
+
+    import torch
+
+    from trans3dhead.inference import HeadAligner
+    from trans3dhead.inference.detectors import Detection, RetinaFaceDetector
+    from trans3dhead.inference.crops import extract_crop
+    from trans3dhead.inference.quality import branch_disagreement, crop_sharpness
+
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    aligner = HeadAligner(detector=RetinaFaceDetector(score_threshold=0.3, threads=1), threads=1, min_quality=None)
+    factor = 2.0 if aligner.landmark_source == "fused" else 1.0
+    rows: list[tuple] = []
+
+    def add(group, label, image, faces, name=""):
+        for f in faces:
+            crop = extract_crop(image, f.crop_box, 120)
+            rows.append((group, label, float(f.score), branch_disagreement(f, factor), crop_sharpness(crop),
+                         f.quality, name))
+
+    def detect(group, label, image, name):
+        add(group, label, image, aligner(image), name)
+
+    def given(image, boxes):
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+        return aligner.align_crops(image, boxes, [Detection(box=b, score=1.0) for b in boxes])
+
+    # Negatives: detector hits and random given boxes on non-face images
+    for name, img in {**skimage_images(), **synthetic_images(rng)}.items():
+        for v in variants(img):
+            detect("neg_detected", 0, v, name)
+        h, w = img.shape[:2]
+        for _ in range(12):
+            side = rng.uniform(0.15, 0.6) * min(h, w)
+            x0, y0 = rng.uniform(0, w - side), rng.uniform(0, h - side)
+            add("neg_random_box", 0, img, given(img, [x0, y0, x0 + side, y0 + side]), name)
+    import skimage.data
+
+    lfw = np.load(Path(skimage.data.__file__).parent / "lfw_subset.npy")  # 100 faces, then 100 non-faces
+    for k, patch in enumerate(lfw[100:]):
+        img = np.repeat((cv2.resize(patch, (120, 120)) * 255).astype(np.uint8)[..., None], 3, -1)
+        add("neg_lfw_nonface", 0, img, given(img, [0, 0, 120, 120]), f"lfw{k}")
+
+    # Positives (and negatives made from them): the validation faces
+    names = val_names()[: args.limit]
+    root = DATA / "aflw_crops/images"
+    for n in names:
+        crop = cv2.imread(str(root / f"{n}.jpg"))
+        canvas = in_canvas(crop)
+        detect("pos_val_detected", 1, canvas, n)
+        # the crop itself as given box (the crop box of the training data)
+        add("pos_val_given", 1, canvas, given(canvas, [80, 80, 320, 320]), n)
+        dx, dy = rng.choice([-1, 1], 2) * 120  # half the 240 px side
+        add("neg_shifted", 0, canvas, given(canvas, [80 + dx, 80 + dy, 320 + dx, 320 + dy]), n)
+        for sigma in (6, 12):  # on the 240 px face: ~ 3 and 6 px of a 120 crop
+            blurred = cv2.GaussianBlur(canvas, (0, 0), sigma)
+            add(f"blur{sigma}_given", 0, blurred, given(blurred, [80, 80, 320, 320]), n)
+            detect(f"blur{sigma}_detected", 0, blurred, n)
+    photo = cv2.imread(str(REPO / "trans3dhead/assets/example_astronaut.jpg"))
+    detect("pos_photo", 1, photo, "astronaut")
+    cap = cv2.VideoCapture(str(DATA / "video/side_profile.mp4"))
+    i = 0
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        if i % args.video_every == 0:
+            detect("pos_video", 1, frame, f"frame{i}")
+        i += 1
+    cap.release()
+
+    group, label, score, gap, sharp, quality, name = (np.array(c) for c in zip(*rows))
+    np.savez(args.out, group=group, label=label.astype(int), score=score.astype(float), gap=gap.astype(float),
+             sharpness=sharp.astype(float), quality=quality.astype(float), name=name)
+    summarize(args.out)
+
+
+def _auc(pos: np.ndarray, neg: np.ndarray) -> float:
+    """P(a positive scores above a negative), ties half."""
+    return float((pos[:, None] > neg[None]).mean() + 0.5 * (pos[:, None] == neg[None]).mean())
+
+
+def summarize(path: str) -> None:
+    """The tables of docs/results.md ("Face-quality score") from a saved measurement."""
+    from trans3dhead.inference.quality import DEFAULT_MIN_QUALITY as t
+
+    d = np.load(path)
+    g, s, gap, sharp, q = d["group"], d["score"], d["gap"], d["sharpness"], d["quality"]
+    pos = np.isin(g, ["pos_val_detected", "pos_video", "pos_photo"]) & (s >= 0.9)  # as the default detector
+    print(f"positives (detector >= 0.9), kept at quality {t}:")
+    for name in ("pos_val_detected", "pos_video", "pos_photo"):
+        m = (g == name) & (s >= 0.9)
+        print(f"  {name:18s} n={m.sum():4d} lowest {q[m].min():.3f} median {np.median(q[m]):.3f} "
+              f"kept {np.sum(q[m] >= t)} ({np.mean(q[m] >= t):.1%})")
+    print("negatives: passed at the threshold, AUC of quality / agreement alone / sharpness alone:")
+    for name, min_score in (("neg_detected", 0.0), ("neg_detected", 0.9), ("neg_random_box", None),
+                            ("neg_lfw_nonface", None), ("neg_shifted", None), ("blur12_given", None),
+                            ("blur12_detected", 0.9), ("blur6_given", None), ("blur6_detected", 0.9)):
+        m = (g == name) & (s >= (min_score or 0.0))
+        print(f"  {name:16s} score>={min_score} n={m.sum():4d} median {np.median(q[m]):.3f} p99 "
+              f"{np.percentile(q[m], 99):.3f} passed {np.sum(q[m] >= t)} ({np.mean(q[m] >= t):.1%}) AUC "
+              f"{_auc(q[pos], q[m]):.3f} / {_auc(-gap[pos], -gap[m]):.3f} / {_auc(sharp[pos], sharp[m]):.3f}"
+              + (f" detector {_auc(s[pos], s[m]):.3f}" if min_score else ""))
+
+
+def report_aflw2000_3d(out: str) -> None:
+    import torch
+
+    from trans3dhead.inference import HeadAligner
+    from trans3dhead.inference.quality import DEFAULT_MIN_QUALITY
+
+    torch.set_num_threads(1)
+    aligner = HeadAligner(threads=1, min_quality=None)
+    meta = np.load(DATA / "aflw2000_3d/aflw2000_3d_meta.npz")
+    best, n_faces, n_kept, yaws = [], 0, 0, np.abs(meta["yaw_bin_deg"])
+    for name, pts in zip(meta["names"], meta["pts68"]):
+        image = cv2.imread(str(DATA / "aflw2000_3d/images" / f"{name}.jpg"))
+        cx, cy = pts[0].mean(), pts[1].mean()
+        faces = aligner(image)
+        n_faces += len(faces)
+        n_kept += sum(f.quality >= DEFAULT_MIN_QUALITY for f in faces)
+        hits = [f.quality for f in faces if f.box[0] <= cx <= f.box[2] and f.box[1] <= cy <= f.box[3]]
+        best.append(max(hits) if hits else np.nan)
+    best = np.array(best)
+    np.savez(out, names=meta["names"], quality=best, yaw=yaws)
+    found = ~np.isnan(best)
+    kept = found & (np.nan_to_num(best, nan=-1) >= DEFAULT_MIN_QUALITY)
+    print(f"AFLW2000-3D, {len(best)} images: ground-truth face found {found.sum()} without the quality "
+          f"threshold, {kept.sum()} with min_quality={DEFAULT_MIN_QUALITY}; detections {n_faces} -> {n_kept}")
+    for lo, hi in ((0, 30), (30, 60), (60, 1e9)):
+        m = (yaws > lo) & (yaws <= hi) if lo else yaws <= hi
+        print(f"  |yaw| {lo}-{hi:g}: {m.sum()} images, found {(found & m).sum()}, kept {(kept & m).sum()}, "
+              f"quality p1/p50 of found {np.nanpercentile(best[m], 1):.3f}/{np.nanmedian(best[m]):.3f}")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    main()

@@ -1,0 +1,72 @@
+"""Face quality: how face-like a crop is, in [0, 1] (higher = more face-like), from two cues that
+need nothing beyond one network run.
+
+- **Branch agreement.** Trans3DHead answers twice: its landmark branch and the 68 points of its
+  fitted 3DMM. They agree on real faces and drift apart on crops that are not a face (textures,
+  animals, crops that slid off the face). ``branch_disagreement`` is their mean 2D distance in %
+  of the crop side; the agreement factor is AGREEMENT_HALF² / (AGREEMENT_HALF² + d²), 0.5 at the
+  98th percentile of validation faces (the tracker's "lost" threshold).
+- **Sharpness.** A heavily blurred crop keeps its branches in agreement too often (the network
+  fits a blurred face well), so the variance of the Laplacian of the crop's grey centre (the
+  middle two thirds of the 120x120 crop, where the face is) enters as
+  s² / (s² + SHARPNESS_HALF²).
+
+quality = agreement factor x sharpness factor. Both constants and the default threshold come from
+the AFLW validation split and non-face images (scripts/measure_face_quality.py; the figures are in
+docs/results.md, "Face-quality score"); AFLW2000-3D was not used to choose them. Models without a
+landmark branch (3ddfa-mb05, or landmarks taken from the 3DMM) have no agreement signal: their
+quality is None and no threshold applies to them. The detector score is not part of the quality:
+it is not what separates faces from non-faces (issue 13: two dogs scored 0.992 and 0.931, real faces
+as low as 0.914).
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+# Branch disagreement (% of the crop side) where the agreement factor is 0.5: the 98th percentile
+# of the default model's disagreement on the validation split (930 faces, inference/tracking.py).
+AGREEMENT_HALF = 0.44
+# Laplacian variance (grey levels squared) of the crop centre where the sharpness factor is 0.5:
+# between validation faces (minimum 15, 1st percentile 26) and the same faces blurred with sigma
+# 6 px of the 120 crop (95th percentile 4.4).
+SHARPNESS_HALF = 8.0
+# Faces below this quality are dropped by default (HeadAligner(min_quality=...), predict
+# --min-quality). Rule: the lowest quality of a face the default detector finds on the shared clip
+# (every 10th frame: 0.355) and the bundled photo, rounded down to 0.05, less 0.05 of margin. On
+# the validation split it keeps 297 of 300 faces; heavy blur and face-like textures fall below it
+# (docs/results.md, "Face-quality score"). AFLW2000-3D was only reported on.
+DEFAULT_MIN_QUALITY = 0.3
+SOURCE_FACTOR = {"fused": 2.0, "branch": 1.0}  # disagreement = factor x |landmarks - 3DMM landmarks|
+
+
+def branch_disagreement(face, factor: float) -> float:
+    """Mean 2D distance between the landmark branch and the 3DMM landmarks of a FaceResult, % of
+    the crop side. factor: SOURCE_FACTOR of the model's landmark source (fused landmarks sit half
+    way between the two answers)."""
+    gap = np.linalg.norm(face.landmarks_2d - face.landmarks_3dmm[:, :2], axis=1).mean()
+    return float(factor * gap / (face.crop_box[2] - face.crop_box[0]) * 100.0)
+
+
+def crop_sharpness(crop_bgr: np.ndarray) -> float:
+    """Variance of the Laplacian of the grey centre (middle two thirds) of a (S, S, 3) uint8 crop."""
+    s = crop_bgr.shape[0]
+    centre = crop_bgr[s // 6: s - s // 6, s // 6: s - s // 6]
+    grey = cv2.cvtColor(np.ascontiguousarray(centre), cv2.COLOR_BGR2GRAY).astype(np.float64)
+    return float(cv2.Laplacian(grey, cv2.CV_64F).var())
+
+
+def quality_from_cues(disagreement: float, sharpness: float) -> float:
+    """The quality in [0, 1] from a branch disagreement (% of the crop side) and a crop sharpness."""
+    agree = AGREEMENT_HALF ** 2 / (AGREEMENT_HALF ** 2 + disagreement ** 2)
+    sharp = sharpness ** 2 / (sharpness ** 2 + SHARPNESS_HALF ** 2)
+    return float(agree * sharp)
+
+
+def face_quality(face, sharpness: float, landmark_source: str | None) -> float | None:
+    """The quality of a FaceResult whose crop had this sharpness; None for a model without a
+    landmark branch (landmark_source "3dmm" or unknown)."""
+    factor = SOURCE_FACTOR.get(landmark_source)
+    if factor is None:
+        return None
+    return quality_from_cues(branch_disagreement(face, factor), sharpness)
