@@ -346,7 +346,7 @@ def cmd_predict(args) -> int:
 
 
 def register(subparsers) -> None:
-    from trans3dhead.inference.quality import DEFAULT_MIN_QUALITY
+    from trans3dhead.inference.quality import DEFAULT_MIN_QUALITY, RECOMMENDED_MIN_QUALITY
     from trans3dhead.inference.render import DEFAULT_STYLES
 
     p = subparsers.add_parser("predict", help="3D landmarks, head pose and meshes for images, folders and videos",
@@ -374,8 +374,9 @@ def register(subparsers) -> None:
     p.add_argument("--score-threshold", type=unit_interval, default=0.9,
                    help="detector score threshold in [0, 1] (default 0.9)")
     p.add_argument("--min-quality", type=unit_interval, default=DEFAULT_MIN_QUALITY, metavar="Q",
-                   help="drop faces whose quality (how face-like the crop is, 0..1) is below Q (default "
-                        f"{DEFAULT_MIN_QUALITY}; 0 keeps every face; models without a landmark branch have none)")
+                   help="drop faces whose quality (how face-like the crop is, 0..1) is below Q (default: keep "
+                        f"every face; {RECOMMENDED_MIN_QUALITY} drops non-faces and heavy blur, and about 1%% of real "
+                        "faces; models without a landmark branch have no quality)")
     p.add_argument("--batch-size", type=positive_int, default=16, help="images (or frames) per batch (default 16)")
     p.add_argument("--threads", type=positive_int, default=None, help="CPU threads for the network and the detector")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
