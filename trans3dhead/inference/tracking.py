@@ -95,8 +95,9 @@ class FaceTracker:
     """Frames in one at a time (``faces = tracker(frame)``), faces with a track_id out.
 
     aligner: the HeadAligner whose detector and network are used.
-    detect_every: run the detector at least every N frames (1: on every frame, no tracking); a new
-        face is picked up within N frames.
+    detect_every: run the detector at least every N frames; a new face is picked up within N
+        frames. On a detector frame every face it finds is cropped by the detector, as on a still
+        image, so detect_every=1 gives what detection on every frame gives, plus track ids.
     smooth: One-Euro filter each track (min_cutoff Hz, beta per face size per second; video.py).
     fps: frame rate used for time stamps when the caller gives none.
     shot_cuts: detect cuts (a ShotCutDetector, True for the default one, False for none).
@@ -140,64 +141,70 @@ class FaceTracker:
             self.cuts += 1
             self._tracks = []
             self._since_detect = math.inf
-        tracked = self._follow(image)
         self._since_detect += 1
-        if self._since_detect >= self.detect_every or not tracked or any(tr.lost_frames for tr in tracked):
-            tracked = self._detect(image, tracked)
-            self._since_detect = 0
+        if self._since_detect >= self.detect_every or not self._tracks:
+            tracked = self._detect(image, self._tracks, followed=False)
+        else:
+            tracked = self._follow(image, self._tracks)
+            if any(tr.lost_frames for tr in tracked):
+                tracked = self._detect(image, tracked, followed=True)
         self._tracks = tracked
         return [self._output(tr, t) for tr in tracked]
 
-    def _follow(self, image: np.ndarray) -> list[_Track]:
-        """Run the network on every track's landmark crop; mark the ones that look lost."""
-        if not self._tracks:
+    def _follow(self, image: np.ndarray, tracks: list[_Track]) -> list[_Track]:
+        """Run the network on each track's landmark crop; mark the ones that look lost."""
+        if not tracks:
             return []
-        boxes = np.stack([roi_box_from_landmarks(tr.face.landmarks_2d) for tr in self._tracks])
-        dets = [Detection(box=b, score=tr.det_score) for b, tr in zip(boxes, self._tracks)]
-        faces = self.aligner.align_crops(image, boxes, dets)
-        for tr, face in zip(self._tracks, faces):
+        boxes = np.stack([roi_box_from_landmarks(tr.face.landmarks_2d) for tr in tracks])
+        dets = [Detection(box=b, score=tr.det_score) for b, tr in zip(boxes, tracks)]
+        for tr, face in zip(tracks, self.aligner.align_crops(image, boxes, dets)):
             tr.face = face
             lost = (self.factor is not None and branch_disagreement(face, self.factor) > LOST_DISAGREEMENT) \
                 or not self.aligner.passes_quality(face)
             tr.lost_frames = tr.lost_frames + 1 if lost else 0
-        return list(self._tracks)
+        return list(tracks)
 
-    def _detect(self, image: np.ndarray, tracks: list[_Track]) -> list[_Track]:
-        """Detector run: tracks it confirms stay, new faces start tracks, repeated misses end."""
+    def _detect(self, image: np.ndarray, tracks: list[_Track], followed: bool) -> list[_Track]:
+        """A detector run. A face the detector finds is cropped as on a still image (the detector's
+        crop), keeping its track if it matches one; a track the detector misses goes on from its
+        landmark crop unless it looks lost (or, without an agreement signal, after max_missed
+        misses); new faces start tracks. followed: the tracks were already run on this frame."""
         self.detections += 1
+        self._since_detect = 0
         dets = self.aligner.detector.detect(image)
         boxes = [self.aligner.detector.crop_box(d) for d in dets]
-        used = set()
-        pairs = sorted(((_iou(b, tr.face.crop_box), j, k) for j, b in enumerate(boxes) for k, tr in enumerate(tracks)),
-                       reverse=True)
-        matched = {}
+        where = [tr.face.crop_box if followed else roi_box_from_landmarks(tr.face.landmarks_2d) for tr in tracks]
+        pairs = sorted(((_iou(b, w), j, k) for j, b in enumerate(boxes) for k, w in enumerate(where)), reverse=True)
+        used, matched = set(), {}
         for v, j, k in pairs:
             if v < 0.3:
                 break
             if j not in used and k not in matched:
                 used.add(j)
                 matched[k] = j
-        kept, recrop = [], []
-        for k, tr in enumerate(tracks):
-            if k in matched:
-                tr.unmatched_detections, tr.det_score = 0, float(dets[matched[k]].score)
-                if tr.lost_frames:  # found again by the detector: same track, the detector's crop
-                    recrop.append(k)
-            else:
-                tr.unmatched_detections += 1
-                if tr.lost_frames:
-                    continue  # lost and not found: the track ends
-                # A miss alone ends a track only where no agreement signal exists (3ddfa-mb05): the
-                # detector loses some profile faces that the network still fits.
-                if self.factor is None and tr.unmatched_detections >= self.max_missed:
-                    continue
+        found = [k for k in range(len(tracks)) if k in matched]
+        missed = [tr for k, tr in enumerate(tracks) if k not in matched]
+        if not followed:
+            self._follow(image, missed)
+        kept = []
+        if found:
+            faces = self.aligner.align_crops(image, np.stack([boxes[matched[k]] for k in found]),
+                                             [dets[matched[k]] for k in found])
+            for k, face in zip(found, faces):
+                tr = tracks[k]
+                tr.face, tr.lost_frames, tr.unmatched_detections = face, 0, 0
+                tr.det_score = float(dets[matched[k]].score)
+                if self.aligner.passes_quality(face):  # found again, but not face-like: the track ends
+                    kept.append(tr)
+        for tr in missed:
+            tr.unmatched_detections += 1
+            if tr.lost_frames:
+                continue  # lost and not found: the track ends
+            # A miss alone ends a track only where no agreement signal exists (3ddfa-mb05): the
+            # detector loses some profile faces that the network still fits.
+            if self.factor is None and tr.unmatched_detections >= self.max_missed:
+                continue
             kept.append(tr)
-        if recrop:
-            faces = self.aligner.align_crops(image, np.stack([boxes[matched[k]] for k in recrop]),
-                                             [dets[matched[k]] for k in recrop])
-            for k, face in zip(recrop, faces):
-                tracks[k].face, tracks[k].lost_frames = face, 0
-            kept = [tr for tr in kept if self.aligner.passes_quality(tr.face)]  # found again, but not face-like
         new = [j for j in range(len(dets)) if j not in used]
         if new:
             faces = self.aligner.align_crops(image, np.stack([boxes[j] for j in new]), [dets[j] for j in new])
@@ -206,6 +213,7 @@ class FaceTracker:
                     continue
                 kept.append(_Track(self._next_id, face, float(dets[j].score)))
                 self._next_id += 1
+        kept.sort(key=lambda tr: tr.track_id)
         if self.aligner.max_faces is not None:
             kept = sorted(kept, key=lambda tr: -(tr.face.crop_box[2] - tr.face.crop_box[0]))[:self.aligner.max_faces]
         return kept
