@@ -30,6 +30,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from trans3dhead.fileio import to_bgr_uint8
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 # scikit-image data images that show a person (left out of the negatives)
@@ -45,13 +47,7 @@ def skimage_images() -> dict[str, np.ndarray]:
     for f in sorted(root.iterdir()):
         if f.suffix not in (".png", ".jpg") or f.name in FACE_IMAGES:
             continue
-        img = skimage.io.imread(f)
-        if img.ndim == 2:
-            img = np.stack([img] * 3, -1)
-        img = img[..., :3]
-        if img.dtype != np.uint8:
-            img = (img.astype(np.float64) / max(img.max(), 1) * 255).astype(np.uint8)
-        out[f.stem] = np.ascontiguousarray(img[..., ::-1])
+        out[f.stem] = to_bgr_uint8(skimage.io.imread(f), "rgb", f.name)  # all uint8: grey/alpha handled
     return out
 
 

@@ -23,6 +23,7 @@ from test_inference_data import MODEL, photo_bgr, photo_path
 from trans3dhead import HeadAligner
 from trans3dhead.cli import main
 from trans3dhead.errors import Trans3DHeadError
+from trans3dhead.fileio import to_bgr_uint8
 from trans3dhead.inference.quality import (AGREEMENT_HALF, DEFAULT_MIN_QUALITY, RECOMMENDED_MIN_QUALITY, SHARPNESS_HALF, crop_sharpness,
                                            quality_from_cues)
 
@@ -34,13 +35,7 @@ NON_FACE_IMAGES = ("chelsea", "coffee", "rocket", "brick", "grass", "gravel", "c
 def _skimage_bgr(name: str) -> np.ndarray:
     root = Path(skimage.data.__file__).parent
     path = next(root.glob(f"{name}.*"))
-    img = skimage.io.imread(path)
-    if img.ndim == 2:
-        img = np.stack([img] * 3, -1)
-    img = img[..., :3]
-    if img.dtype != np.uint8:
-        img = (img.astype(np.float64) / max(img.max(), 1) * 255).astype(np.uint8)
-    return np.ascontiguousarray(img[..., ::-1])
+    return to_bgr_uint8(skimage.io.imread(path), "rgb", path.name)  # grey and alpha handled as for any input
 
 
 def _textures() -> dict[str, np.ndarray]:
