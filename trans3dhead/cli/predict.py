@@ -19,7 +19,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from trans3dhead.cli.common import non_negative_float, non_negative_int, positive_float, positive_int, unit_interval
+from trans3dhead.cli.common import (non_negative_float, non_negative_int, positive_float, positive_int, set_threads,
+                                    unit_interval)
 from trans3dhead.errors import Trans3DHeadError
 
 EXIT_OK, EXIT_SOME_FAILED = 0, 1
@@ -158,14 +159,10 @@ def _process_video(args, aligner, job: Job, sinks: dict, reporter: Reporter, run
 
     from trans3dhead.inference import writers
     from trans3dhead.inference.render import DEFAULT_STYLES, render_overlay
-    from trans3dhead.inference.video import DEFAULT_FPS, VideoInfo, VideoSink, open_video
+    from trans3dhead.inference.video import VideoSink, probe_video
 
     live = job.kind == "live"
-    if live:  # opened once, by align_video (a camera may refuse a second open)
-        info = VideoInfo(str(job.path), DEFAULT_FPS, 0, 0, 0)
-    else:
-        cap, info = open_video(job.path)
-        cap.release()
+    info = probe_video(job.path)  # a camera or stream is opened once, by align_video
     info_doc = dict(run_info, smoothing={"one_euro_min_cutoff_hz": args.smooth_min_cutoff,
                                          "one_euro_beta": args.smooth_beta} if args.smooth else None,
                     fps=info.fps, detect_every=args.detect_every)
@@ -279,13 +276,10 @@ def cmd_predict(args) -> int:
     # on a cut-off video; predict says what happened in its own line instead. OpenCV reads this
     # once, when it first opens a video in the process; a value the user set is kept.
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
-    import torch
-
     from trans3dhead.inference import HeadAligner, writers
     from trans3dhead.inference.detectors import RetinaFaceDetector
 
-    if args.threads:
-        torch.set_num_threads(args.threads)  # the CLI owns the process; the library only scopes it
+    set_threads(args.threads)  # the CLI owns the process; the library only scopes it
     inputs = list(args.inputs) + ([str(args.camera)] if args.camera is not None else [])
     if not inputs:
         raise Trans3DHeadError("no input: give image files, folders, videos, a stream URL or --camera N")

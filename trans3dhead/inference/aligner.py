@@ -23,7 +23,7 @@ from trans3dhead.inference.detectors import CropPolicy, FaceDetector, GivenBoxes
 from trans3dhead.inference.images import IMAGE_SUFFIXES, load_image
 from trans3dhead.inference.quality import DEFAULT_MIN_QUALITY, crop_sharpness, face_quality
 from trans3dhead.inference.results import FaceResult, FileResult, FrameResult
-from trans3dhead.inference.video import DEFAULT_FPS, VideoInfo, is_live_source, iter_frames, open_video
+from trans3dhead.inference.video import iter_frames, probe_video
 
 
 class HeadAligner:
@@ -126,7 +126,7 @@ class HeadAligner:
         detector runs every detect_every frames (1: every frame), at shot cuts and when a face looks
         lost; in between each face's crop comes from its last landmarks (inference/tracking.py).
         smooth: a One-Euro filter per track (min_cutoff in Hz, beta per face size per second)."""
-        info = _probe(source)
+        info = probe_video(source)
         tracker = self.tracker(detect_every, smooth, min_cutoff=min_cutoff, beta=beta, fps=info.fps,
                                shot_cuts=shot_cuts)
         for index, t, frame in iter_frames(source):
@@ -216,16 +216,6 @@ def _batched(items: Iterable, size: int) -> Iterator[list]:
             batch = []
     if batch:
         yield batch
-
-
-def _probe(source) -> VideoInfo:
-    """A video source's VideoInfo: files are opened and closed to read their frame rate; live
-    sources are not opened twice (a camera may refuse a second open; their frames carry times)."""
-    if is_live_source(source):
-        return VideoInfo(str(source), DEFAULT_FPS, 0, 0, 0)
-    cap, info = open_video(source)
-    cap.release()
-    return info
 
 
 def _landmark_source(model: str) -> str | None:

@@ -56,11 +56,24 @@ def open_video(source) -> tuple[cv2.VideoCapture, VideoInfo]:
     if not cap.isOpened():
         cap.release()
         raise Trans3DHeadError(f"{p}: not a readable video (unknown container or corrupt data)")
+    return cap, _capture_info(cap, str(p), max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)))
+
+
+def _capture_info(cap: cv2.VideoCapture, name: str, frame_count: int) -> VideoInfo:
     fps = cap.get(cv2.CAP_PROP_FPS)
-    info = VideoInfo(str(p), fps if fps and math.isfinite(fps) and fps > 0 else DEFAULT_FPS,
-                     max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
-                     int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
-    return cap, info
+    return VideoInfo(name, fps if fps and math.isfinite(fps) and fps > 0 else DEFAULT_FPS, frame_count,
+                     int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+
+
+def probe_video(source) -> VideoInfo:
+    """A source's VideoInfo without keeping it open. Files are opened and closed to read their
+    frame rate and frame count; cameras and streams are not opened (a camera may refuse a second
+    open; their frames carry their own times), so they get DEFAULT_FPS and no count."""
+    if is_live_source(source):
+        return VideoInfo(str(source), DEFAULT_FPS, 0, 0, 0)
+    cap, info = open_video(source)
+    cap.release()
+    return info
 
 
 def _open_live(source) -> tuple[cv2.VideoCapture, VideoInfo]:
@@ -75,10 +88,7 @@ def _open_live(source) -> tuple[cv2.VideoCapture, VideoInfo]:
         cap.release()
         what = f"camera {index}" if index is not None else f"stream {source}"
         raise Trans3DHeadError(f"{what}: cannot be opened (no such device, no permission, or unreachable)")
-    fps = cap.get(cv2.CAP_PROP_FPS)
-    name = f"camera:{index}" if index is not None else str(source)
-    return cap, VideoInfo(name, fps if fps and math.isfinite(fps) and fps > 0 else DEFAULT_FPS, 0,
-                          int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+    return cap, _capture_info(cap, f"camera:{index}" if index is not None else str(source), 0)
 
 
 def iter_frames(source) -> Iterator[tuple[int, float, np.ndarray]]:
