@@ -114,6 +114,14 @@ def crop_size_of(payload: dict) -> int:
     return int(payload.get("input", INPUT_SPEC).get("crop_size", INPUT_SPEC["crop_size"]))
 
 
+def landmark_source_of(payload: dict) -> str:
+    """Which landmarks a weights file's network answers with: "branch", "3dmm" or "fused" (the
+    reference network has only its 3DMM's)."""
+    if payload["arch"] != "trans3dhead":
+        return "3dmm"
+    return payload["model_config"].get("landmark_source", "branch")
+
+
 def predict_crops(net: nn.Module, crops_bgr, batch_size: int = 128, progress=None):
     """Run a network over (N, S, S, 3) uint8 BGR crops -> landmarks (N, 68, 3), params (N, 62)."""
     out = forward_crops(lambda x: dict(zip(("lm", "params"), net(x))), crops_bgr, batch_size, progress=progress)

@@ -69,7 +69,7 @@ class HeadAligner:
         self.detector = build_detector(detector, threads, score_threshold)
         self.network = build_backend(self.model_name, backend, device, threads)
         self.crop_size = self.network.crop_size
-        self.landmark_source = _landmark_source(self.model_name)
+        self.landmark_source = self.network.landmark_source
         self.max_faces = max_faces
         self.min_quality = min_quality
         self.second_pass = second_pass
@@ -216,16 +216,6 @@ def _batched(items: Iterable, size: int) -> Iterator[list]:
             batch = []
     if batch:
         yield batch
-
-
-def _landmark_source(model: str) -> str | None:
-    """Which landmarks a weights file answers with (branch, 3dmm, fused); None for an .onnx file."""
-    from trans3dhead.weights import read_weights, resolve_weights
-
-    if model.lower().endswith(".onnx"):
-        return None
-    payload = read_weights(resolve_weights(model))
-    return payload["model_config"].get("landmark_source", "3dmm") if payload["arch"] == "trans3dhead" else "3dmm"
 
 
 def _as_given(boxes) -> FaceDetector:

@@ -94,28 +94,34 @@ def _join(lms: list, params: list) -> tuple[np.ndarray, np.ndarray]:
 
 
 def build_backend(model: str | None, backend: str = "torch", device: str = "cpu", threads: int | None = None):
-    """model: a named model, a weights file or (backend "onnx") an exported .onnx file."""
-    from trans3dhead.weights import (DEFAULT_MODEL, NAMED_ONNX, build_network, crop_size_of, named_asset, read_weights,
-                                     resolve_weights)
+    """model: a named model, a weights file or (backend "onnx") an exported .onnx file. The runner's
+    ``landmark_source`` says which landmarks it answers with (branch, 3dmm or fused; None for an
+    .onnx file, which does not record it)."""
+    from trans3dhead.weights import (DEFAULT_MODEL, NAMED_ONNX, build_network, crop_size_of, landmark_source_of,
+                                     named_asset, read_weights, resolve_weights)
 
     if backend not in BACKENDS:
         raise Trans3DHeadError(f"backend '{backend}': choose one of {', '.join(BACKENDS)}")
     is_onnx_file = model is not None and str(model).lower().endswith(".onnx")
-    if backend == "torch":
-        if is_onnx_file:
-            raise Trans3DHeadError(f"model '{model}': an .onnx file needs backend 'onnx'")
-        payload = read_weights(resolve_weights(model))
-        return TorchBackend(build_network(payload), device, threads, crop_size_of(payload))
-    if device != "cpu":
+    if backend == "torch" and is_onnx_file:
+        raise Trans3DHeadError(f"model '{model}': an .onnx file needs backend 'onnx'")
+    if backend == "onnx" and device != "cpu":
         raise Trans3DHeadError(f"device '{device}': the onnx backend runs on the CPU only; use backend 'torch'")
     if is_onnx_file:
         if not Path(model).is_file():
             raise Trans3DHeadError(f"{model}: no such ONNX file")
-        return OnnxBackend(Path(model), threads)
-    name = model or DEFAULT_MODEL
-    if name in NAMED_ONNX:
-        return OnnxBackend(named_asset(NAMED_ONNX[name], name), threads)
+        runner = OnnxBackend(Path(model), threads)
+        runner.landmark_source = None
+        return runner
     payload = read_weights(resolve_weights(model))
-    from trans3dhead.inference.export import export_onnx_bytes
+    name = model or DEFAULT_MODEL
+    if backend == "torch":
+        runner = TorchBackend(build_network(payload), device, threads, crop_size_of(payload))
+    elif name in NAMED_ONNX:
+        runner = OnnxBackend(named_asset(NAMED_ONNX[name], name), threads)
+    else:
+        from trans3dhead.inference.export import export_onnx_bytes
 
-    return OnnxBackend(export_onnx_bytes(build_network(payload), crop_size=crop_size_of(payload)), threads)
+        runner = OnnxBackend(export_onnx_bytes(build_network(payload), crop_size=crop_size_of(payload)), threads)
+    runner.landmark_source = landmark_source_of(payload)
+    return runner

@@ -36,13 +36,14 @@ from trans3dhead.errors import Trans3DHeadError
 from trans3dhead.face_model.frames import roi_box_from_landmarks
 from trans3dhead.inference.detectors.base import Detection
 from trans3dhead.inference.images import load_image
-from trans3dhead.inference.quality import SOURCE_FACTOR, branch_disagreement  # noqa: F401 (public here too)
+from trans3dhead.inference.quality import AGREEMENT_HALF, SOURCE_FACTOR, branch_disagreement  # noqa: F401
 from trans3dhead.inference.results import FaceResult
 from trans3dhead.inference.video import OneEuroFilter, smooth_face
 
 # Branch disagreement (mean point distance, % of the crop side) above which a tracked face counts
-# as lost: the 98th percentile of real faces on the validation split (see above).
-LOST_DISAGREEMENT = 0.49
+# as lost: the 98th percentile of real faces on the validation split (see above), the same measured
+# figure at which the quality's agreement factor is 0.5.
+LOST_DISAGREEMENT = AGREEMENT_HALF
 
 
 class ShotCutDetector:
