@@ -103,9 +103,8 @@ def draw_wireframe(image: np.ndarray, face: FaceResult, color=(200, 255, 200), a
     px_per_unit = face.pose.scale
     cell = next((c for c in WIRE_CELLS if c * px_per_unit >= WIRE_MIN_PX), WIRE_CELLS[-1])
     _, u, bases, normals, edges = wire_model(cell)
-    coef = np.concatenate([face.shape_params, face.expression_params]).astype(np.float32)
     m = face.camera_matrix
-    v = (u + bases @ coef).astype(np.float64) @ m[:, :3].T + m[:, 3]
+    v = face.model_points(u, bases)
     facing = (normals @ m[:, :3].T)[:, 2] > 0  # M = s F R: normals map like directions; +z = to the camera
     e = edges[facing[edges[:, 0]] & facing[edges[:, 1]]]
     if not len(e):

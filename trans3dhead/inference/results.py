@@ -127,10 +127,7 @@ class FaceResult:
         """(68, 3) the 68 points of the fitted 3DMM (shape, expression, pose) in image pixels: the
         3DMM branch's own landmarks. The gap to landmarks_3d says how well the network's two
         branches agree (small on real faces; trackers use it to notice a lost face)."""
-        u, bases = keypoint_model()
-        coef = np.concatenate([self.shape_params, self.expression_params]).astype(np.float32)
-        shape = (u + bases @ coef).astype(np.float64)
-        return shape @ self.camera_matrix[:, :3].T + self.camera_matrix[:, 3]
+        return self.model_points(*keypoint_model())
 
     @property
     def params(self) -> np.ndarray:
@@ -141,12 +138,17 @@ class FaceResult:
     def mesh(self) -> Mesh:
         """The dense face: 38,365 vertices in image pixels and the 76,073 triangles."""
         u, bases, tri = dense_model()
-        coef = np.concatenate([self.shape_params, self.expression_params]).astype(np.float32)
-        shape = u + bases @ coef
-        verts = shape.astype(np.float64) @ self.camera_matrix[:, :3].T + self.camera_matrix[:, 3]
+        verts = self.model_points(u, bases)
         if np.linalg.det(self.camera_matrix[:, :3]) < 0:  # the y flip to the image frame mirrors the winding
             tri = tri[:, [0, 2, 1]]
         return Mesh(vertices=verts.astype(np.float32), triangles=np.ascontiguousarray(tri))
+
+    def model_points(self, mean: np.ndarray, bases: np.ndarray) -> np.ndarray:
+        """Points of the face's 3DMM in image pixels: mean (N, 3) + bases (N, 3, 50) @ its shape and
+        expression coefficients, through its camera matrix. (N, 3) float64."""
+        coef = np.concatenate([self.shape_params, self.expression_params]).astype(np.float32)
+        shape = (mean + bases @ coef).astype(np.float64)
+        return shape @ self.camera_matrix[:, :3].T + self.camera_matrix[:, 3]
 
     def with_updates(self, **changes) -> "FaceResult":
         """A copy with some fields replaced (the pose is recomputed from the new fields)."""
