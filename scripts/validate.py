@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from trans3dhead.config import NEAR_DUPLICATES
-from trans3dhead.data.aflw_crops import AFLWCrops, read_exclusion_list
+from trans3dhead.data.aflw_crops import AFLWCrops, read_exclusion_list, read_split
 from trans3dhead.data.merl_rav import MerlRav
 from trans3dhead.evaluation.validation import fully_labelled_inner, validation_scores
 from trans3dhead.training.labels import Teacher, label_crops
@@ -33,7 +33,7 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(2)
     reader = AFLWCrops(args.crops_root)
-    names = {ln.strip() for ln in Path(args.split).read_text().splitlines() if ln.strip() and not ln.startswith("#")}
+    names = read_split(args.split)
     excluded = set()
     for path in [p for p in (args.exclude or [NEAR_DUPLICATES]) if p != "none"]:
         excluded |= read_exclusion_list(path)[0]

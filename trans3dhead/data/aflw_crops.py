@@ -69,3 +69,11 @@ def read_exclusion_list(path) -> tuple[set[str], dict]:
         raise Trans3DHeadError(f"{p}: not an exclusion list (needs a 'crop_name' column)")
     names = {r["crop_name"].strip() for r in rows if r["crop_name"].strip()}
     return names, {"file": Path(p).name, "sha256": hashlib.sha256(data).hexdigest(), "count": len(names)}
+
+
+def read_split(path) -> set[str]:
+    """Crop names of a split file (configs/splits/*.txt: one name a line, '#' comments)."""
+    p = Path(path)
+    if not p.is_file():
+        raise Trans3DHeadError(f"validation split file not found: {p}")
+    return {ln.strip() for ln in p.read_text().splitlines() if ln.strip() and not ln.startswith("#")}

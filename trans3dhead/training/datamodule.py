@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from trans3dhead.config import AugmentConfig, Config
-from trans3dhead.data.aflw_crops import AFLWCrops, read_exclusion_list
+from trans3dhead.data.aflw_crops import AFLWCrops, read_exclusion_list, read_split
 from trans3dhead.data.merl_rav import MerlRav
 from trans3dhead.data.transforms import apply_points, flip_image, photometric, similarity, warp_pkg
 from trans3dhead.errors import Trans3DHeadError
@@ -116,10 +116,7 @@ class CropsDataModule(L.LightningDataModule):
             return
         d = self.config.data
         reader = AFLWCrops(d.crops_root)
-        val_path = Path(d.val_split)
-        if not val_path.is_file():
-            raise Trans3DHeadError(f"validation split file not found: {val_path}")
-        val_names = {ln.strip() for ln in val_path.read_text().splitlines() if ln.strip() and not ln.startswith("#")}
+        val_names = read_split(d.val_split)
         is_val = np.array([n in val_names for n in reader.names])
         excluded, self.exclusions = set(), []
         for path in d.exclude:
