@@ -107,7 +107,7 @@ class Evaluator:
             if len(idx) == 0:
                 return np.zeros((0, 68, 2)), np.zeros((0, 68, 2))
             crops = np.stack([extract_crop(self.image(i), b) for i, b in zip(idx, crop_boxes)])
-            lm_crop, _ = self.net(crops, self.batch_size)
+            lm_crop = self.net(crops, self.batch_size)[0]
             out.append(crop_to_image(lm_crop[..., :2], crop_boxes, CROP_SIZE))
             crop_boxes = np.stack([crop_box_from_landmarks(p) for p in out[-1]])
         return out[0], out[1]
@@ -115,7 +115,7 @@ class Evaluator:
     def predict(self, idx: np.ndarray, crop_boxes: np.ndarray) -> np.ndarray:
         """(n, 68, 2) landmarks in image pixels, one pass."""
         crops = np.stack([extract_crop(self.image(i), b) for i, b in zip(idx, crop_boxes)])
-        lm_crop, _ = self.net(crops, self.batch_size)
+        lm_crop = self.net(crops, self.batch_size)[0]
         return crop_to_image(lm_crop[..., :2], crop_boxes, CROP_SIZE)
 
     def score(self, idx: np.ndarray, pred: np.ndarray):

@@ -27,7 +27,7 @@ def test_bundled_photo_json_mesh_overlay(tmp_path, capsys):
     code, err = run([photo_path(), "-o", tmp_path, "--mesh", "obj", "--render"], capsys)
     assert code == 0, err
     doc = json.loads((tmp_path / "example_astronaut.json").read_text())
-    assert doc["schema"] == "trans3dhead/predict" and doc["schema_version"] == 2
+    assert doc["schema"] == "trans3dhead/predict" and doc["schema_version"] == 3
     assert doc["image_size"] == {"width": 512, "height": 512} and doc["model"] == MODEL
     (face,) = doc["faces"]
     assert np.array(face["landmarks_3d"]).shape == (68, 3) and np.array(face["landmarks_2d"]).shape == (68, 2)

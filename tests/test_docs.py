@@ -98,7 +98,7 @@ def test_cheap_documented_command_runs(command, run_cli, tmp_path, monkeypatch):
         code, _, err = run_cli(*words, "--threads", "1", "--quiet")
         assert code == 0, err
         doc = json.loads((out / "example_astronaut.json").read_text())
-        assert doc["schema_version"] == 2 and len(doc["faces"]) == 1
+        assert doc["schema_version"] == 3 and len(doc["faces"]) == 1
         assert set(doc["faces"][0]["pose"]) == {"yaw", "pitch", "roll", "rotation", "quaternion_wxyz",
                                                 "rotation_vector", "scale", "translation"}
         if "--mesh" in words:

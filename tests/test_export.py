@@ -21,10 +21,10 @@ def onnx_file(tmp_path_factory):
 def test_export_has_a_dynamic_batch(onnx_file):
     sess = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
     assert [i.name for i in sess.get_inputs()] == ["crops"]
-    assert [o.name for o in sess.get_outputs()] == ["landmarks", "params"]
+    assert [o.name for o in sess.get_outputs()] == ["landmarks", "params", "visibility"]
     for b in (1, 4):
-        lm, params = sess.run(None, {"crops": np.full((b, 3, 120, 120), 100, np.float32)})
-        assert lm.shape == (b, 68, 3) and params.shape == (b, 62)
+        lm, params, vis = sess.run(None, {"crops": np.full((b, 3, 120, 120), 100, np.float32)})
+        assert lm.shape == (b, 68, 3) and params.shape == (b, 62) and vis.shape == (b, 68, 3)
 
 
 def test_torch_and_onnx_backends_agree(onnx_file):
@@ -65,7 +65,7 @@ def test_shipped_onnx_matches_torch_on_real_crops(name, aflw2000):
     std = load_bfm_arrays()["param_std"]
     x = crops.transpose(0, 3, 1, 2).astype(np.float32)
     for batch in (x[:1], x[1:]):
-        lm_o, p_o = sess.run(None, {"crops": np.ascontiguousarray(batch)})
+        lm_o, p_o = sess.run(None, {"crops": np.ascontiguousarray(batch)})[:2]
         ref = slice(0, 1) if len(batch) == 1 else slice(1, None)
         assert np.abs(lm_o - lm_t[ref]).max() < 1e-4
         assert (np.abs(p_o - p_t[ref]) / std).max() < 1e-4
@@ -75,7 +75,9 @@ TINY = dict(backbone_width=0.25, dim=16, num_layers=3, num_heads=2, ffn_dim=32)
 
 
 @pytest.mark.parametrize("switches", [dict(), dict(qamem=False), dict(cross_branch=False), dict(marr=False),
-                                      dict(landmark_source="fused"), dict(landmark_source="3dmm")])
+                                      dict(landmark_source="fused"), dict(landmark_source="3dmm"),
+                                      dict(visibility=True), dict(visibility=True, visibility_hidden=8,
+                                                                  landmark_source="fused")])
 def test_export_form_equals_the_module_it_folds(switches):
     """The export form (layer 0 precomputed, static reshapes, folded scales) computes the same
     function as the module as written, for every switch it covers, in torch and after export."""
@@ -95,11 +97,18 @@ def test_export_form_equals_the_module_it_folds(switches):
     assert isinstance(form, Trans3DHeadExportForm)
     x = torch.rand(3, 3, 120, 120) * 255
     with torch.no_grad():
-        (lm_a, p_a), (lm_b, p_b) = net(x), form(x)
+        out_a, out_b = net(x), form(x)
+    assert len(out_a) == len(out_b) == (3 if switches.get("visibility") else 2)
+    (lm_a, p_a, *vis_a), (lm_b, p_b, *vis_b) = out_a, out_b
     std = net.model.face_model.param_std
     assert (lm_a - lm_b).abs().max() < 1e-3 and ((p_a - p_b).abs() / std).max() < 1e-4
+    if vis_a:
+        assert vis_a[0].shape == (3, 68, 3) and (vis_a[0] - vis_b[0]).abs().max() < 1e-5
+        assert torch.allclose(vis_a[0].sum(-1), torch.ones(3, 68))
+        assert vis_a[0].std() > 0.01  # the randomised head gives the points different answers
     worst = onnx_parity(net, export_onnx_bytes(net))
     assert worst["landmarks"] < 1e-3 and worst["params"] < 1e-4
+    assert worst.get("visibility", 0.0) < 1e-5 and ("visibility" in worst) == bool(switches.get("visibility"))
 
 
 def test_export_has_no_shape_arithmetic():

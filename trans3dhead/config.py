@@ -35,6 +35,8 @@ class ModelConfig:
     param_branch: bool = True  # False: landmark branch only (parameters stay at the mean)
     dropout: float = 0.0
     landmark_source: str = "branch"  # final answer: "branch", "3dmm" or "fused" (their mean)
+    visibility: bool = False  # a per-landmark visibility head (fitted by `trans3dhead train-visibility`)
+    visibility_hidden: int = 0  # its hidden width; 0 = one linear map
 
     def __post_init__(self):
         if self.landmark_source not in LANDMARK_SOURCES:  # also checks weights files' model_config
@@ -116,12 +118,26 @@ class ScheduleConfig:
 
 
 @dataclass
+class VisibilityFitConfig:
+    """Fitting the visibility head on a trained, frozen network (training/visibility.py)."""
+
+    hidden: int = 64  # the shared hidden width before each landmark's own linear map; 0 = none
+    views: int = 4  # views of each labelled crop: direct, mirrored, then augmented (data/transforms.py)
+    epochs: int = 12
+    batch_size: int = 8192  # landmark rows per step
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+
+
+@dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: ScheduleConfig = field(default_factory=ScheduleConfig)
+    visibility: VisibilityFitConfig = field(default_factory=VisibilityFitConfig)
     name: str = "run"
 
 

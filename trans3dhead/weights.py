@@ -123,7 +123,8 @@ def landmark_source_of(payload: dict) -> str:
 
 
 def predict_crops(net: nn.Module, crops_bgr, batch_size: int = 128, progress=None):
-    """Run a network over (N, S, S, 3) uint8 BGR crops -> landmarks (N, 68, 3), params (N, 62)."""
+    """Run a network over (N, S, S, 3) uint8 BGR crops -> landmarks (N, 68, 3), params (N, 62)
+    (a visibility output, where the network has one, is not returned)."""
     out = forward_crops(lambda x: dict(zip(("lm", "params"), net(x))), crops_bgr, batch_size, progress=progress)
     if not out:
         return np.zeros((0, 68, 3), np.float32), np.zeros((0, 62), np.float32)

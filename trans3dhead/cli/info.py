@@ -24,7 +24,8 @@ def model_card(name_or_path: str | None) -> dict:
             "parameters": int(params), "model_config": payload["model_config"], "input": payload.get("input"),
             "landmark_frame": payload.get("landmark_frame"), "training_config": config,
             "code_commit": prov.get("code_commit"), "data": prov.get("data"),
-            "epoch": prov.get("epoch"), "checkpoint": prov.get("checkpoint")}
+            "epoch": prov.get("epoch"), "checkpoint": prov.get("checkpoint"),
+            "visibility": prov.get("visibility_fit")}
     if name in NAMED_WEIGHTS:
         card["onnx_export_shipped"] = NAMED_ONNX.get(name)
         shipped = json.loads(resources.files("trans3dhead.assets").joinpath("model_cards.json").read_text())
@@ -62,6 +63,16 @@ def _print_card(card: dict) -> None:
             print(f"  excluded: {ex['file']} ({ex['count']} crops, sha256 {ex['sha256']})")
         if not data.get("exclusions"):
             print("  excluded: none" + (f" ({data['note']})" if data.get("note") else ""))
+    vis = card.get("visibility")
+    if vis:
+        rep = vis.get("val_report", {})
+        print(f"visibility: head (hidden {vis['config']['hidden']}) fitted on {vis['train_crops']} MERL-RAV-labelled "
+              f"crops x {vis['config']['views']} views; validation ({vis['val_crops']} crops): visible AUC "
+              f"{rep.get('visible_auc', float('nan')):.3f}, self-occluded AUC "
+              f"{rep.get('self_occluded', {}).get('auc', float('nan')):.3f}, occluded AUC "
+              f"{rep.get('occluded', {}).get('auc', float('nan')):.3f}")
+    elif card["arch"] == "trans3dhead":
+        print("visibility: none (fit a head with `trans3dhead train-visibility`)")
     fig = card.get("aflw2000_3d")
     if fig:
         pkg, ddfa = fig.get("package_protocol", {}), fig.get("3ddfa_protocol", {})

@@ -82,3 +82,22 @@ def format_table(rows: dict[str, AlignmentScores]) -> str:
 
 def write_json(path, payload: dict) -> None:
     atomic_write_text(path, json.dumps(payload, indent=2))
+
+
+def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """Area under the ROC curve of scores for the boolean labels positive (the probability that a
+    random positive scores above a random negative, ties counting half); NaN without both kinds."""
+    scores = np.asarray(scores, np.float64).ravel()
+    positive = np.asarray(positive, bool).ravel()
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(scores, kind="mergesort")
+    ranks = np.empty(len(scores), np.float64)
+    sorted_scores = scores[order]
+    # average ranks over ties (1-based)
+    starts = np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])
+    ends = np.r_[starts[1:], len(scores)]
+    mean_rank = (starts + ends + 1) / 2.0
+    ranks[order] = np.repeat(mean_rank, ends - starts)
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))

@@ -13,6 +13,10 @@ NUM_LANDMARKS = 68
 INNER = slice(17, 68)  # every point but the jaw contour
 JAW = slice(0, 17)
 
+# Per-landmark visibility classes, in the order of MERL-RAV's codes 0, 1, 2: turned away from the
+# camera (no position in MERL-RAV), hidden by something else (its position estimated), visible.
+VISIBILITY_CLASSES = ("self_occluded", "occluded", "visible")
+
 # Mirror partner of each of the 68 points.
 FLIP_PERM_68 = np.array(
     list(range(16, -1, -1))  # jaw

@@ -160,14 +160,14 @@ class HeadAligner:
         owner = [i for i, dets in enumerate(found) for _ in dets]
         dets = [d for per_image in found for d, _ in per_image]
         boxes = np.array([b for per_image in found for _, b in per_image]).reshape(-1, 4)
-        lm_crop, params, sharp = self._run(images_bgr, owner, boxes)
+        lm_crop, params, vis, sharp = self._run(images_bgr, owner, boxes)
         if self.second_pass and len(boxes):
             lm_img = crop_to_image(lm_crop, boxes, self.crop_size)
             boxes = np.stack([crop_box_from_landmarks(p) for p in lm_img])
-            lm_crop, params, sharp = self._run(images_bgr, owner, boxes)
+            lm_crop, params, vis, sharp = self._run(images_bgr, owner, boxes)
         out: list[list[FaceResult]] = [[] for _ in images_bgr]
         for j, i in enumerate(owner):
-            face = self._face(dets[j], boxes[j], lm_crop[j], params[j], sharp[j])
+            face = self._face(dets[j], boxes[j], lm_crop[j], params[j], sharp[j], None if vis is None else vis[j])
             if self.passes_quality(face):
                 out[i].append(face)
         if self.max_faces is not None:
@@ -180,15 +180,16 @@ class HeadAligner:
         if not len(crop_boxes):
             return []
         boxes = np.asarray(crop_boxes, np.float64).reshape(-1, 4)
-        lm_crop, params, sharp = self._run([image_bgr], [0] * len(boxes), boxes)
-        return [self._face(d, b, lm, p, s) for d, b, lm, p, s in zip(detections, boxes, lm_crop, params, sharp)]
+        lm_crop, params, vis, sharp = self._run([image_bgr], [0] * len(boxes), boxes)
+        vis = [None] * len(boxes) if vis is None else vis
+        return [self._face(d, b, lm, p, s, v) for d, b, lm, p, s, v in zip(detections, boxes, lm_crop, params, sharp, vis)]
 
     def passes_quality(self, face: FaceResult) -> bool:
         """Whether a face is kept by min_quality (always, where the model gives no quality)."""
         return self.min_quality is None or face.quality is None or face.quality >= self.min_quality
 
-    def _face(self, det, crop_box, lm_crop, params, sharpness: float) -> FaceResult:
-        face = _face_result(det, crop_box, lm_crop, params, self.crop_size)
+    def _face(self, det, crop_box, lm_crop, params, sharpness: float, visibility=None) -> FaceResult:
+        face = _face_result(det, crop_box, lm_crop, params, self.crop_size, visibility)
         quality = face_quality(face, sharpness, self.landmark_source)
         return face if quality is None else face.with_updates(quality=quality)
 
@@ -222,9 +223,11 @@ def _as_given(boxes) -> FaceDetector:
     return boxes if isinstance(boxes, FaceDetector) else GivenBoxes(boxes, CropPolicy())
 
 
-def _face_result(det, crop_box: np.ndarray, lm_crop: np.ndarray, params: np.ndarray, crop_size: int) -> FaceResult:
+def _face_result(det, crop_box: np.ndarray, lm_crop: np.ndarray, params: np.ndarray, crop_size: int,
+                 visibility: np.ndarray | None = None) -> FaceResult:
     p = params.astype(np.float64)
     return FaceResult(box=np.asarray(det.box, np.float64), score=float(det.score), crop_box=crop_box.astype(np.float64),
                       landmarks_3d=crop_to_image(lm_crop, crop_box, crop_size),
                       camera_matrix=camera_from_params(p, crop_box, crop_size), shape_params=p[12:52].copy(),
-                      expression_params=p[52:62].copy())
+                      expression_params=p[52:62].copy(),
+                      visibility_probs=None if visibility is None else np.asarray(visibility, np.float64))

@@ -1,7 +1,8 @@
 """The network runners behind HeadAligner: the torch network, or its ONNX export run by
 onnxruntime. Both take (N, S, S, 3) uint8 BGR crops (S = ``crop_size``, from the weights file)
-and return landmarks (N, 68, 3) in the package crop frame and the 62 un-normalised parameters
-(N, 62), float32 numpy.
+and return landmarks (N, 68, 3) in the package crop frame, the 62 un-normalised parameters
+(N, 62) and, for a model with a visibility head, the per-landmark class probabilities (N, 68, 3)
+(None otherwise), float32 numpy.
 
 The named models ship their ONNX exports inside the package (assets/*.onnx, checked against the
 torch weights by the test suite), so the onnx backend needs no exporter; any other weights file
@@ -46,14 +47,17 @@ class TorchBackend:
         self.threads = threads
         self.crop_size = crop_size
 
-    def __call__(self, crops_bgr: np.ndarray, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
-        lms, params = [], []
+    def __call__(self, crops_bgr: np.ndarray, batch_size: int = 32):
+        outs = []
         with torch_threads(self.threads), torch.inference_mode():
             for x in crop_batches(crops_bgr, batch_size, self.device):
-                lm, p = self.net(x)
-                lms.append(lm.float().cpu().numpy())
-                params.append(p.float().cpu().numpy())
-        return _join(lms, params)
+                outs.append([t.float().cpu().numpy() for t in self.net(x)])
+        return _join(outs, self.has_visibility)
+
+    @property
+    def has_visibility(self) -> bool:
+        head = getattr(getattr(self.net, "model", None), "visibility_head", None)
+        return head is not None
 
 
 class OnnxBackend:
@@ -74,23 +78,25 @@ class OnnxBackend:
             raise Trans3DHeadError(f"{where}: onnxruntime cannot load it ({type(exc).__name__}); "
                                    "write it with `trans3dhead export-onnx`") from None
         self.input_name = self.session.get_inputs()[0].name
+        self.has_visibility = len(self.session.get_outputs()) > 2
         side = self.session.get_inputs()[0].shape[-1]
         self.crop_size = side if isinstance(side, int) else CROP_SIZE
 
-    def __call__(self, crops_bgr: np.ndarray, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
-        lms, params = [], []
+    def __call__(self, crops_bgr: np.ndarray, batch_size: int = 32):
+        outs = []
         for i in range(0, len(crops_bgr), batch_size):
             x = np.ascontiguousarray(crops_bgr[i:i + batch_size].transpose(0, 3, 1, 2), dtype=np.float32)
-            lm, p = self.session.run(None, {self.input_name: x})
-            lms.append(lm)
-            params.append(p)
-        return _join(lms, params)
+            outs.append(self.session.run(None, {self.input_name: x}))
+        return _join(outs, self.has_visibility)
 
 
-def _join(lms: list, params: list) -> tuple[np.ndarray, np.ndarray]:
-    if not lms:
-        return np.zeros((0, 68, 3), np.float32), np.zeros((0, 62), np.float32)
-    return np.concatenate(lms).astype(np.float32), np.concatenate(params).astype(np.float32)
+def _join(outs: list, has_visibility: bool):
+    """Per-batch output lists -> landmarks (N, 68, 3), params (N, 62), visibility (N, 68, 3) or None."""
+    if not outs:
+        vis = np.zeros((0, 68, 3), np.float32) if has_visibility else None
+        return np.zeros((0, 68, 3), np.float32), np.zeros((0, 62), np.float32), vis
+    joined = [np.concatenate(parts).astype(np.float32) for parts in zip(*outs)]
+    return joined[0], joined[1], (joined[2] if len(joined) > 2 else None)
 
 
 def build_backend(model: str | None, backend: str = "torch", device: str = "cpu", threads: int | None = None):

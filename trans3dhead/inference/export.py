@@ -2,7 +2,9 @@
 
 The exported graph: input ``crops`` (B, 3, 120, 120) float32 BGR pixel values in [0, 255];
 outputs ``landmarks`` (B, 68, 3) float32, package crop frame, pixels, and ``params`` (B, 62)
-float32, un-normalised 3DMM parameters (3DDFA layout). B is a dynamic axis. We use torch's
+float32, un-normalised 3DMM parameters (3DDFA layout), and for a model with a visibility head
+``visibility`` (B, 68, 3) float32 class probabilities (self-occluded, occluded, visible). B is a
+dynamic axis. We use torch's
 TorchScript-based exporter (dynamo=False): it keeps the batch axis dynamic from a batch-1
 example and exports in about a second (the dynamo exporter needs a batch-2 example and minutes).
 Exporting needs the ``export`` extra (onnx, onnxscript); running an export needs only onnxruntime.
@@ -22,7 +24,14 @@ from trans3dhead.fileio import atomic_write_bytes
 from trans3dhead.model.export_form import export_form
 
 DEFAULT_OPSET = 17
-INPUT_NAME, OUTPUT_NAMES = "crops", ("landmarks", "params")
+INPUT_NAME, OUTPUT_NAMES = "crops", ("landmarks", "params", "visibility")
+
+
+def output_names(net: torch.nn.Module, crop_size: int = CROP_SIZE) -> tuple[str, ...]:
+    """The names of net's outputs: landmarks and params, and visibility where it has the head."""
+    with torch.no_grad():
+        n = len(net.eval()(torch.full((1, 3, crop_size, crop_size), 127.0)))
+    return OUTPUT_NAMES[:n]
 
 
 def export_onnx_bytes(net: torch.nn.Module, opset: int = DEFAULT_OPSET, crop_size: int = CROP_SIZE,
@@ -39,13 +48,12 @@ def export_onnx_bytes(net: torch.nn.Module, opset: int = DEFAULT_OPSET, crop_siz
     if fast:
         net = export_form(net)
     example = torch.full((2, 3, crop_size, crop_size), 127.0)
+    names = output_names(net, crop_size)
     buf = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation notice
         torch.onnx.export(net, (example,), buf, dynamo=False, opset_version=opset, input_names=[INPUT_NAME],
-                          output_names=list(OUTPUT_NAMES),
-                          dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAMES[0]: {0: "batch"},
-                                        OUTPUT_NAMES[1]: {0: "batch"}})
+                          output_names=list(names), dynamic_axes={n: {0: "batch"} for n in (INPUT_NAME, *names)})
     return buf.getvalue()
 
 
@@ -60,7 +68,8 @@ def onnx_parity(net: torch.nn.Module, onnx_model: bytes | str | Path, batch_size
                 seed: int = 0) -> dict[str, float]:
     """Largest difference between torch and onnxruntime outputs on random crops over the given
     batch sizes (each one exercises the dynamic axis): landmarks in crop pixels, params in units
-    of each parameter's spread (param_std; raw parameters span 1e-4 to 1e5)."""
+    of each parameter's spread (param_std; raw parameters span 1e-4 to 1e5), visibility in
+    probability."""
     import onnxruntime as ort
 
     from trans3dhead.face_model.bfm import load_bfm_arrays
@@ -68,14 +77,18 @@ def onnx_parity(net: torch.nn.Module, onnx_model: bytes | str | Path, batch_size
     source = onnx_model if isinstance(onnx_model, bytes) else str(onnx_model)
     sess = ort.InferenceSession(source, providers=["CPUExecutionProvider"])
     gen = torch.Generator().manual_seed(seed)
-    scale = {"landmarks": np.float32(1.0), "params": load_bfm_arrays()["param_std"]}
-    worst = {name: 0.0 for name in OUTPUT_NAMES}
+    scale = {"landmarks": np.float32(1.0), "params": load_bfm_arrays()["param_std"], "visibility": np.float32(1.0)}
+    names = output_names(net)
+    got_names = tuple(o.name for o in sess.get_outputs())
+    if got_names != names:
+        raise RuntimeError(f"ONNX outputs {got_names}; the torch network gives {names}")
+    worst = {name: 0.0 for name in names}
     for b in batch_sizes:
         x = torch.rand((b, 3, 120, 120), generator=gen) * 255.0
         with torch.inference_mode():
             ref = [t.numpy() for t in net.eval()(x)]
-        got = sess.run(list(OUTPUT_NAMES), {INPUT_NAME: x.numpy()})
-        for name, r, g in zip(OUTPUT_NAMES, ref, got):
+        got = sess.run(list(names), {INPUT_NAME: x.numpy()})
+        for name, r, g in zip(names, ref, got):
             if g.shape != r.shape:
                 raise RuntimeError(f"ONNX output {name} has shape {g.shape} for batch {b}; torch gives {r.shape}")
             worst[name] = max(worst[name], float((np.abs(r - g) / scale[name]).max()))

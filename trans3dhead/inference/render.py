@@ -38,10 +38,15 @@ def _face_size(face: FaceResult) -> float:
 
 
 def draw_landmarks(image: np.ndarray, face: FaceResult) -> None:
+    """Filled dots for the landmarks; where the model says a point is hidden (FaceResult.visible
+    false: self-occluded or occluded), a hollow ring of the same colour instead."""
     r = max(1, int(round(_face_size(face) / 150)))
+    visible = face.visible
     for idx, color in GROUPS:
         for i in idx:
-            cv2.circle(image, _fixed(face.landmarks_2d[i]), r << SHIFT, color, -1, cv2.LINE_AA, SHIFT)
+            shown = visible is None or visible[i]
+            cv2.circle(image, _fixed(face.landmarks_2d[i]), (r if shown else r + 1) << SHIFT, color,
+                       -1 if shown else 1, cv2.LINE_AA, SHIFT)
 
 
 def draw_box(image: np.ndarray, face: FaceResult, color=(255, 255, 255)) -> None:

@@ -17,8 +17,8 @@ import numpy as np
 
 from trans3dhead.face_model.bfm import dense_model, keypoint_model
 from trans3dhead.face_model.frames import FLIP_Y, params_from_camera
-from trans3dhead.face_model.pose import (euler_from_rotation, quaternion_from_rotation, rotation_from_euler,
-                                         rotation_vector_from_rotation, split_pose)
+from trans3dhead.face_model.pose import (euler_from_rotation, euler_near_profile, quaternion_from_rotation,
+                                         rotation_from_euler, rotation_vector_from_rotation, split_pose)
 
 
 class Mesh(NamedTuple):
@@ -37,8 +37,12 @@ class Pose:
     """Head pose of one face, the JSON "pose" block as an object.
 
     yaw, pitch, roll: degrees, AFLW2000-3D's Pose_Para convention: rotation = Rz(roll) Ry(yaw)
-        Rx(pitch) (docs/conventions.md gives the signs).
-    rotation: (3, 3) orthonormal, rebuilt from the three angles.
+        Rx(pitch) (docs/conventions.md gives the signs). Below |yaw| = 50 deg they are the exact
+        decomposition of the rotation; nearer profile, where the rotation fixes only pitch -+ roll,
+        the split that reads a nod as pitch (face_model/pose.py euler_near_profile), which
+        rebuilds the rotation within ~5 deg near profile (docs/conventions.md).
+    rotation: (3, 3) orthonormal: the network's rotation (3DDFA's rule, exactly orthonormalised);
+        quaternion and rotation_vector are the same rotation with no Euler order.
     scale: image pixels per BFM model unit.
     translation: (3,) image pixels, where the model origin lands (x, y; z on the landmarks' depth scale).
     """
@@ -71,12 +75,14 @@ class Pose:
 
 
 def pose_from_camera(camera_matrix: np.ndarray) -> Pose:
-    """3DDFA's rule (split_pose) gives the angles, so published pose figures reproduce; its matrix
-    is not exactly orthonormal, so the rotation is rebuilt from the angles."""
+    """3DDFA's rule (split_pose) gives the rotation, so published pose figures reproduce; its
+    matrix is not exactly orthonormal, so the rotation is rebuilt from its exact Euler angles.
+    The reported angles are euler_near_profile's (the exact ones below |yaw| = 50 deg)."""
     scale, rot, _ = split_pose(FLIP_Y @ camera_matrix)
-    yaw, pitch, roll = euler_from_rotation(rot)
-    return Pose(yaw=math.degrees(float(yaw)), pitch=math.degrees(float(pitch)), roll=math.degrees(float(roll)),
-                rotation=rotation_from_euler(yaw, pitch, roll), scale=float(scale),
+    rotation = rotation_from_euler(*euler_from_rotation(rot))
+    yaw, pitch, roll = (float(a) for a in euler_near_profile(rot))
+    return Pose(yaw=math.degrees(yaw), pitch=math.degrees(pitch), roll=math.degrees(roll),
+                rotation=rotation, scale=float(scale),
                 translation=np.asarray(camera_matrix, np.float64)[:, 3].copy())
 
 
@@ -93,6 +99,10 @@ class FaceResult:
     track_id: the face's track across video frames (None for still images).
     quality: how face-like the crop is, in [0, 1] (higher = more face-like): branch agreement x crop
         sharpness (inference/quality.py); None for models without a landmark branch (3ddfa-mb05).
+    visibility_probs: (68, 3) float64 per landmark the probabilities of MERL-RAV's classes
+        self-occluded (turned away from the camera), occluded (hidden by something else; the
+        position is an estimate) and visible (VISIBILITY_CLASSES order); None for models without
+        a visibility head. ``visibility`` is its last column, ``visible`` that at >= 0.5.
     pose: yaw, pitch, roll (degrees), rotation, scale, translation (a Pose).
     """
 
@@ -105,6 +115,7 @@ class FaceResult:
     expression_params: np.ndarray
     track_id: int | None = None
     quality: float | None = None
+    visibility_probs: np.ndarray | None = None
 
     def __repr__(self) -> str:
         x0, y0, x1, y1 = (float(v) for v in self.box)
@@ -116,6 +127,16 @@ class FaceResult:
     @cached_property
     def pose(self) -> Pose:
         return pose_from_camera(self.camera_matrix)
+
+    @property
+    def visibility(self) -> np.ndarray | None:
+        """(68,) probability that each landmark is visible (None without a visibility head)."""
+        return None if self.visibility_probs is None else self.visibility_probs[:, -1]
+
+    @property
+    def visible(self) -> np.ndarray | None:
+        """(68,) bool: the landmark is more likely visible than hidden (visibility >= 0.5)."""
+        return None if self.visibility_probs is None else self.visibility_probs[:, -1] >= 0.5
 
     @property
     def landmarks_2d(self) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Output files of `trans3dhead predict`: the per-image JSON document (schema version 2, see
+"""Output files of `trans3dhead predict`: the per-image JSON document (schema version 3, see
 docs/output_schema.md), JSON Lines for a folder or a video, and OBJ / PLY meshes. Every file is
 written to a temporary name beside its target and renamed when complete (fileio.atomic_path),
 so a failed run never leaves a half-written file.
@@ -14,10 +14,13 @@ import json
 import numpy as np
 
 from trans3dhead.fileio import AtomicOutput, atomic_path, atomic_write_text
+from trans3dhead.face_model.landmarks68 import VISIBILITY_CLASSES
 from trans3dhead.inference.results import FaceResult, Mesh, Pose
 
 SCHEMA = "trans3dhead/predict"
-SCHEMA_VERSION = 2  # 2: the pose block holds scale, translation, quaternion and rotation vector; angles yaw/pitch/roll (degrees); faces carry "quality" (a new field, no version change)
+# 2: the pose block holds scale, translation, quaternion and rotation vector; angles yaw/pitch/roll
+#    (degrees); faces carry "quality". 3: faces carry "visibility" (per-landmark class probabilities).
+SCHEMA_VERSION = 3
 COORDINATES = ("image pixels: x right, y down, origin at the top-left corner of the top-left pixel; "
                "z depth on the same scale, larger = closer to the camera")
 PIXEL_DECIMALS = 3
@@ -41,7 +44,7 @@ def pose_to_dict(pose: Pose) -> dict:
 
 
 def face_to_dict(face: FaceResult) -> dict:
-    """One face as plain JSON types (schema version 2)."""
+    """One face as plain JSON types (schema version 3)."""
     out = {
         "box": _px(face.box), "score": round(float(face.score), 5),
         "quality": None if face.quality is None else round(float(face.quality), 4), "crop_box": _px(face.crop_box),
@@ -50,6 +53,8 @@ def face_to_dict(face: FaceResult) -> dict:
         "camera_matrix": [_sig(row) for row in face.camera_matrix],
         "shape_params": _sig(face.shape_params), "expression_params": _sig(face.expression_params),
         "params": _sig(face.params),
+        "visibility": None if face.visibility_probs is None else
+        {name: np.round(face.visibility_probs[:, c], 4).tolist() for c, name in enumerate(VISIBILITY_CLASSES)},
     }
     if face.track_id is not None:
         out["track_id"] = int(face.track_id)

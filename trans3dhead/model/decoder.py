@@ -112,7 +112,8 @@ class Decoder(nn.Module):
 
     def forward(self, memory, memory_pos, mean_lm, mean_params):
         """memory (B, T, D), memory_pos (1, T, D), mean_lm (68, 3) crop units, mean_params (62,)
-        normalised -> lm (K, B, 68, 3) crop units, params (K, B, 62) normalised."""
+        normalised -> lm (K, B, 68, 3) crop units, params (K, B, 62) normalised, and the last layer's
+        query states (B, Q, D) (the visibility head reads the landmark queries' rows)."""
         b = memory.shape[0]
         x = self.query_content.expand(b, -1, -1)
         lm = mean_lm.expand(b, -1, -1)
@@ -124,4 +125,4 @@ class Decoder(nn.Module):
             lm, params = self.heads.step(k, x, lm, params)
             lms.append(lm)
             pars.append(params)
-        return torch.stack(lms), torch.stack(pars)
+        return torch.stack(lms), torch.stack(pars), x

@@ -15,7 +15,8 @@ speed"), so the export form keeps the arithmetic and drops operators:
 * the 68-landmark decode of the 62 parameters is two small matmuls (homogeneous mean shape).
 
 Inputs and outputs are those of the source network: crops (B, 3, S, S) float32 BGR 0..255 ->
-landmarks (B, 68, 3) package crop frame, pixels; params (B, 62) un-normalised. The folds change
+landmarks (B, 68, 3) package crop frame, pixels; params (B, 62) un-normalised; with a visibility
+head also visibility (B, 68, 3) class probabilities. The folds change
 only the rounding: onnx_parity / tests/test_export.py hold it within 1e-4 of the source network.
 Built with no_grad from an eval-mode network; not for training.
 """
@@ -210,6 +211,7 @@ class Trans3DHeadExportForm(nn.Module):
         fm = model.face_model
         self.param_std, self.param_mean = _const(fm.param_std), _const(fm.param_mean)
         self.decode = LandmarkDecode(fm, model.crop_size) if self.source != "branch" else None
+        self.visibility_head = model.visibility_head
 
     def marr_step(self, k: int, x, lm, par):
         d_lm = x[:, :self.num_lm] @ self.lm_head_w[k] + self.lm_head_b[k]  # (B, 68, 3) pixels
@@ -233,10 +235,12 @@ class Trans3DHeadExportForm(nn.Module):
             x = layer(x, self.embed(lm, par), memory_t4, memory_heads, self.read_fn)
             lm, par = self.marr_step(k, x, lm, par)
         params = par.reshape(-1, self.nq - self.num_lm) * self.param_std + self.param_mean
-        if self.decode is None:
+        if self.decode is not None:
+            lm_3dmm = self.decode(params)
+            lm = lm_3dmm if self.source == "3dmm" else (lm + lm_3dmm) * 0.5
+        if self.visibility_head is None:
             return lm, params
-        lm_3dmm = self.decode(params)
-        return (lm_3dmm if self.source == "3dmm" else (lm + lm_3dmm) * 0.5), params
+        return lm, params, torch.softmax(self.visibility_head(x[:, :self.num_lm]), -1)
 
 
 def export_form(net: nn.Module) -> nn.Module:

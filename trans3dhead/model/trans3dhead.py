@@ -7,6 +7,12 @@ Input: (B, 3, 120, 120) float32, BGR pixel values in [0, 255] (normalised inside
 backbone). Backbone: MobileNet-V1 at stride 32 -> a 4x4 map; no transformer encoder (the earlier
 version's best variant had none). Output frames: landmarks in the package crop frame (pixels,
 origin at the crop's top-left corner), parameters as the 62-vector of the 3DDFA layout.
+
+Visibility (``visibility=True``): a head on the last layer's 68 landmark query states gives each
+landmark three class probabilities in MERL-RAV's classes (VISIBILITY_CLASSES, in the order of its
+codes 0, 1, 2): self-occluded (turned away), externally occluded (hidden by something else, the
+position estimated), visible. It reads the queries and changes nothing else, so it can be fitted
+on a trained network kept frozen (training/visibility.py).
 """
 from __future__ import annotations
 
@@ -17,10 +23,29 @@ from torch import nn
 
 from trans3dhead.config import ModelConfig
 from trans3dhead.face_model.bfm import NUM_LANDMARKS, NUM_PARAMS, FaceModel
+from trans3dhead.face_model.landmarks68 import VISIBILITY_CLASSES
 from trans3dhead.model.backbone import PIXEL_MEAN, PIXEL_STD, MobileNetV1
 from trans3dhead.model.decoder import Decoder
 
 
+
+class VisibilityHead(nn.Module):
+    """(B, 68, D) landmark query states -> (B, 68, 3) class logits (VISIBILITY_CLASSES order).
+
+    hidden = 0: each landmark its own linear map of its query state; otherwise one shared
+    Linear(D, hidden) + GELU first, then each landmark's own linear map of that (chosen on the
+    validation split over one linear map shared by all landmarks, docs/results.md)."""
+
+    def __init__(self, dim: int, hidden: int = 0, num_landmarks: int = NUM_LANDMARKS):
+        super().__init__()
+        n = len(VISIBILITY_CLASSES)
+        self.shared = nn.Sequential(nn.Linear(dim, hidden), nn.GELU()) if hidden else nn.Identity()
+        self.weight = nn.Parameter(torch.zeros(num_landmarks, hidden or dim, n))
+        self.bias = nn.Parameter(torch.zeros(num_landmarks, n))
+
+    def forward(self, queries: torch.Tensor) -> torch.Tensor:
+        h = self.shared(queries)  # (B, L, H)
+        return (h.unsqueeze(-2) @ self.weight).squeeze(-2) + self.bias
 
 
 class Trans3DHead(nn.Module):
@@ -28,7 +53,8 @@ class Trans3DHead(nn.Module):
 
     def __init__(self, backbone_width: float = 0.5, crop_size: int = 120, dim: int = 64, num_layers: int = 2,
                  num_heads: int = 4, ffn_dim: int = 128, qamem: bool = True, marr: bool = True,
-                 cross_branch: bool = True, param_branch: bool = True, dropout: float = 0.0):
+                 cross_branch: bool = True, param_branch: bool = True, dropout: float = 0.0,
+                 visibility: bool = False, visibility_hidden: int = 0):
         super().__init__()
         self.crop_size = crop_size
         self.backbone = MobileNetV1(backbone_width)
@@ -41,6 +67,7 @@ class Trans3DHead(nn.Module):
         mean_lm = self.face_model.mean_landmarks_crop(crop_size) / crop_size
         self.register_buffer("mean_lm", mean_lm, persistent=False)
         self.register_buffer("mean_params", torch.zeros(NUM_PARAMS), persistent=False)
+        self.visibility_head = VisibilityHead(dim, visibility_hidden) if visibility else None
 
     def forward_features(self, crops: torch.Tensor) -> torch.Tensor:
         """crops (B, 3, S, S) BGR 0..255 -> memory (B, h*w, D)."""
@@ -51,14 +78,20 @@ class Trans3DHead(nn.Module):
         """crops (B, 3, 120, 120) float32 BGR 0..255 ->
         landmarks (K, B, 68, 3) float32, package crop frame, pixels;
         params_norm (K, B, 62) float32, normalised 3DMM parameters ((p - mean) / std)."""
+        lm, params, _ = self.forward_queries(crops)
+        return lm, params
+
+    def forward_queries(self, crops: torch.Tensor):
+        """As forward, plus the last layer's landmark query states (B, 68, D)."""
         memory = self.forward_features(crops)
-        lm, params = self.decoder(memory, self.memory_pos, self.mean_lm, self.mean_params)
-        return lm * self.crop_size, params
+        lm, params, x = self.decoder(memory, self.memory_pos, self.mean_lm, self.mean_params)
+        return lm * self.crop_size, params, x[:, :NUM_LANDMARKS]
 
 
 class Trans3DHeadPredictor(nn.Module):
     """The inference network: the final layer's landmarks (package crop frame, pixels) and
-    un-normalised parameters, the same interface as the reference network."""
+    un-normalised parameters, the same interface as the reference network; a model with a
+    visibility head also returns its class probabilities (B, 68, 3)."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -70,15 +103,18 @@ class Trans3DHeadPredictor(nn.Module):
         return cls(ModelConfig(**config))
 
     def forward(self, crops: torch.Tensor):
-        """crops (B, 3, 120, 120) float32 BGR 0..255 -> landmarks (B, 68, 3), params (B, 62)."""
-        lm, params_norm = self.model(crops)
+        """crops (B, 3, 120, 120) float32 BGR 0..255 -> landmarks (B, 68, 3), params (B, 62)
+        [, visibility (B, 68, 3) probabilities, VISIBILITY_CLASSES order, when the model has the head]."""
+        lm, params_norm, queries = self.model.forward_queries(crops)
         params = self.model.face_model.denormalize(params_norm[-1])
         lm = lm[-1]
         source = self.config.landmark_source
         if source != "branch":
             lm_3dmm = self.model.face_model.landmarks_crop(params, self.model.crop_size)
             lm = lm_3dmm if source == "3dmm" else (lm + lm_3dmm) / 2
-        return lm, params
+        if self.model.visibility_head is None:
+            return lm, params
+        return lm, params, torch.softmax(self.model.visibility_head(queries), -1)
 
 
 def build_model(config: ModelConfig) -> Trans3DHead:

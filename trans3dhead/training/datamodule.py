@@ -142,7 +142,7 @@ class CropsDataModule(L.LightningDataModule):
             self.reader_yaw_deg = reader.yaw_deg[used]
             train_idx, val_idx = np.arange(len(train_idx)), np.arange(len(train_idx), len(used))
         else:
-            self.crops = _cached_crops(reader, Path(d.cache_dir))
+            self.crops = cached_crops(reader, Path(d.cache_dir))
         labels = None
         if d.teacher_labels:
             labels = _cached_labels(self.crops, d, None if d.limit else reader.names)
@@ -169,7 +169,7 @@ class CropsDataModule(L.LightningDataModule):
         return DataLoader(self.val_set, batch_size=200, shuffle=False, num_workers=0)
 
 
-def _cached_crops(reader: AFLWCrops, cache_dir: Path) -> np.ndarray:
+def cached_crops(reader: AFLWCrops, cache_dir: Path) -> np.ndarray:
     """All crops decoded once into cache_dir/aflw_crops_120.npy (memory-mapped afterwards)."""
     path = cache_dir / "aflw_crops_120.npy"
     if path.is_file():

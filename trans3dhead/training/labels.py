@@ -52,13 +52,13 @@ class Teacher(nn.Module):
         size = crops.shape[-1]
         b = crops.shape[0]
         if self.flip_average:
-            lm, params = self.net(torch.cat([crops, crops.flip(-1)]))
+            lm, params = self.net(torch.cat([crops, crops.flip(-1)]))[:2]
             pose = pose_deg_from_params(params)
             lm_out = (lm[:b] + mirror_landmarks(lm[b:], size)) / 2
             pose_out = (pose[:b] + pose[b:] * _MIRROR_POSE.to(pose)) / 2
             params = params[:b]
         else:
-            lm_out, params = self.net(crops)
+            lm_out, params = self.net(crops)[:2]
             pose_out = pose_deg_from_params(params)
         return {"lm": lm_out, "params": params, "params_norm": self.net.face_model.normalize(params),
                 "pose_deg": pose_out}

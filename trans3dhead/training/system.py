@@ -124,14 +124,14 @@ def weights_payload(system: Trans3DHeadSystem) -> dict:
     """The inference weights file content for the system's current model."""
     datamodule = getattr(system.trainer, "datamodule", None) if system._trainer is not None else None
     provenance = {"config": config_to_dict(system.config), "epoch": system.current_epoch,
-                  "global_step": system.global_step, "code_commit": _code_commit(),
+                  "global_step": system.global_step, "code_commit": code_commit(),
                   "data": getattr(datamodule, "summary", None)}
     state = {"model." + k: v for k, v in system.model.state_dict().items()}  # as Trans3DHeadPredictor holds it
     return build_payload("trans3dhead", asdict(system.config.model), state, provenance,
                          {**INPUT_SPEC, "crop_size": system.config.model.crop_size})
 
 
-def _code_commit() -> str | None:
+def code_commit() -> str | None:
     """The git commit of the code that trained (None outside a git checkout)."""
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
