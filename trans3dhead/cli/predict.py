@@ -288,7 +288,8 @@ def cmd_predict(args) -> int:
         raise Trans3DHeadError("--show: no display here (DISPLAY is not set); drop --show or use --render")
     outdir = Path(args.output)
     _prepare_output_folder(outdir)
-    detector = RetinaFaceDetector(score_threshold=args.score_threshold, threads=args.threads)
+    detector = RetinaFaceDetector(score_threshold=args.score_threshold, threads=args.threads,
+                                  max_side=args.detect_size)
     aligner = HeadAligner(model=args.model, detector=detector, backend=args.backend, second_pass=args.second_pass,
                           min_quality=args.min_quality, batch_size=args.batch_size, threads=args.threads)
     run_info = _run_info(args, aligner)
@@ -340,6 +341,7 @@ def cmd_predict(args) -> int:
 
 
 def register(subparsers) -> None:
+    from trans3dhead.inference.detectors.retinaface import DETECT_SIZE, RETRY_SIZE
     from trans3dhead.inference.quality import DEFAULT_MIN_QUALITY, RECOMMENDED_MIN_QUALITY
     from trans3dhead.inference.render import DEFAULT_STYLES
 
@@ -367,6 +369,10 @@ def register(subparsers) -> None:
     p.add_argument("--second-pass", action="store_true", help="re-crop around the first landmarks and run again")
     p.add_argument("--score-threshold", type=unit_interval, default=0.9,
                    help="detector score threshold in [0, 1] (default 0.9)")
+    p.add_argument("--detect-size", type=positive_int, default=DETECT_SIZE, metavar="PX",
+                   help=f"longer side images are shrunk to for detection only (default {DETECT_SIZE}; larger finds "
+                        f"smaller faces in big photos and costs more; where nothing is found it is tried once at "
+                        f"{RETRY_SIZE} for a face filling the photo; landmarks always use the full image)")
     p.add_argument("--min-quality", type=unit_interval, default=DEFAULT_MIN_QUALITY, metavar="Q",
                    help="drop faces whose quality (how face-like the crop is, 0..1) is below Q (default: keep "
                         f"every face; {RECOMMENDED_MIN_QUALITY} drops non-faces and heavy blur, and about 1%% of real "
