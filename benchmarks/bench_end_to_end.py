@@ -3,6 +3,13 @@ and result assembly, at batch 1 and batched, with the share of time in the detec
 network. The default is 100 AFLW2000-3D images (450x450 JPEG, one face each).
 
     python benchmarks/bench_end_to_end.py --model 3ddfa-mb05 --threads 1
+    python benchmarks/bench_end_to_end.py --model trans3dhead --backend onnx --batch-size 1 \
+        --peer-3ddfa-v2 /path/to/3DDFA_V2     # + a row for 3DDFA_V2's own pipeline
+
+The peer row runs 3DDFA_V2's own ONNX pipeline (FaceBoxes_ONNX boxes, TDDFA_ONNX parameters,
+recon_vers sparse landmarks, as its demo.py --onnx does) from a clone given on the command line
+(never committed; its FaceBoxes NMS must be built, see its readme), with its onnxruntime sessions
+held to --threads intra-op threads like ours. Same images, same process, same timing.
 
 Writes benchmarks/results/end_to_end.json and .md (or --out PREFIX).
 """
@@ -61,6 +68,68 @@ def measure(model: str, backend: str, batch_size: int, paths: list[Path], thread
             "other_share": 1 - (det.cpu + net.cpu) / cpu}
 
 
+def measure_peer_3ddfa_v2(root: str, paths: list[Path], threads: int) -> dict:
+    """3DDFA_V2's own pipeline per image: cv2.imread, FaceBoxes_ONNX, TDDFA_ONNX, recon_vers."""
+    import os
+
+    import cv2
+    import onnxruntime
+    import yaml
+
+    root = str(Path(root).resolve())
+    original = onnxruntime.InferenceSession
+
+    def one_thread_session(path, opts=None, *a, **k):  # its code passes no options: hold its thread count
+        opts = opts or onnxruntime.SessionOptions()
+        opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+        return original(path, opts, *a, providers=["CPUExecutionProvider"])
+
+    import torch.onnx
+
+    export = torch.onnx.export
+
+    def legacy_export(*a, **k):  # its converters predate torch's dynamo exporter (the default now)
+        return export(*a, **{**k, "dynamo": False})
+
+    onnxruntime.InferenceSession = one_thread_session
+    torch.onnx.export = legacy_export
+    cwd = os.getcwd()
+    sys.path.insert(0, root)
+    os.chdir(root)  # its configs name files relative to the clone
+    try:
+        from FaceBoxes.FaceBoxes_ONNX import FaceBoxes_ONNX
+        from TDDFA_ONNX import TDDFA_ONNX
+
+        cfg = yaml.safe_load(open("configs/mb05_120x120.yml"))
+        boxes_fn, tddfa = FaceBoxes_ONNX(), TDDFA_ONNX(**cfg)
+
+        def run(p):
+            img = cv2.imread(str(Path(cwd) / p) if not Path(p).is_absolute() else str(p))
+            boxes = boxes_fn.__call__(img)
+            if not boxes:
+                return 0
+            params, rois = tddfa(img, boxes)
+            tddfa.recon_vers(params, rois, dense_flag=False)
+            return len(boxes)
+
+        for p in paths[:4]:
+            run(p)
+        det = Timed(boxes_fn, "__call__")
+        t0, c0 = time.perf_counter(), time.process_time()
+        faces = sum(run(p) for p in paths)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    finally:
+        os.chdir(cwd)
+        sys.path.remove(root)
+        onnxruntime.InferenceSession = original
+        torch.onnx.export = export
+    return {"model": "3DDFA_V2 pipeline (FaceBoxes + mb05, its own code)", "backend": "onnx", "batch_size": 1,
+            "second_pass": False, "images": len(paths), "faces": faces, "wall_s": wall, "cpu_s": cpu,
+            "images_per_s": len(paths) / wall, "images_per_cpu_s": len(paths) / cpu,
+            "ms_per_image": 1000 * wall / len(paths), "cpu_ms_per_image": 1000 * cpu / len(paths),
+            "detector_share": det.cpu / cpu, "network_share": float("nan"), "other_share": float("nan")}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", default=str(ROOT.parent / "shared/data/aflw2000_3d/images"))
@@ -70,6 +139,7 @@ def main(argv=None) -> int:
     ap.add_argument("--batch-size", type=int, action="append", help="repeat (default 1 and 16)")
     ap.add_argument("--second-pass", action="store_true")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--peer-3ddfa-v2", metavar="CLONE", help="also time 3DDFA_V2's own pipeline from this clone")
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/end_to_end"))
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -87,16 +157,21 @@ def main(argv=None) -> int:
                       f"({r['images_per_s']:.1f} img/s wall), "
                       f"detector {100 * r['detector_share']:.0f}%, network {100 * r['network_share']:.0f}%",
                       file=sys.stderr)
+    if args.peer_3ddfa_v2:
+        rows.append(measure_peer_3ddfa_v2(args.peer_3ddfa_v2, paths, args.threads))
+        r = rows[-1]
+        print(f"3DDFA_V2 pipeline: {r['images_per_cpu_s']:.1f} img per CPU-s ({r['images_per_s']:.1f} img/s wall), "
+              f"detector {100 * r['detector_share']:.0f}%, {r['faces']} faces", file=sys.stderr)
     base = rows[0]["images_per_cpu_s"]
     lines = [f"End-to-end HeadAligner speed, {len(paths)} photos from {Path(args.images).name} "
              f"({date.today().isoformat()}, {platform.machine()}, {args.threads} thread(s), "
              f"torch {torch.__version__}). "
              "Images per CPU-second (= images/s on an idle machine at one thread); wall-clock images/s beside "
              "it; shares of CPU time; speed relative to the first row, measured in the same run.", "",
-             "| model | backend | batch | images per CPU-s | CPU ms/image | images/s (wall) | x first row | detector "
-             "| network | decode, crops, rest |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "| model | backend | batch | faces | images per CPU-s | CPU ms/image | images/s (wall) | x first row | detector "
+             "| network | decode, crops, rest |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['model']} | {r['backend']} | {r['batch_size']} | {r['images_per_cpu_s']:.1f} | "
+        lines.append(f"| {r['model']} | {r['backend']} | {r['batch_size']} | {r['faces']} | {r['images_per_cpu_s']:.1f} | "
                      f"{r['cpu_ms_per_image']:.1f} | {r['images_per_s']:.1f} | {r['images_per_cpu_s'] / base:.2f} | "
                      f"{100 * r['detector_share']:.0f}% | {100 * r['network_share']:.0f}% | "
                      f"{100 * r['other_share']:.0f}% |")
