@@ -143,3 +143,21 @@ def test_every_term_is_the_mean_over_decoder_layers(target, face_model):
         assert value.item() == pytest.approx(mean.item(), rel=1e-5), name
     # and the layers differ, so a loss that read only the last layer would fail this
     assert len({round(t["landmark"].item(), 4) for t in per_layer}) == 3
+
+
+def test_visibility_term_leaves_unlabelled_points_out():
+    import math
+
+    import torch
+
+    from trans3dhead.training.losses import visibility_loss
+
+    logits = torch.zeros(2, 68, 3)
+    logits[0, :, 2] = 10.0  # face 0: confidently "visible" everywhere
+    target = torch.full((2, 68), -1)
+    target[0] = 2
+    assert visibility_loss(logits, target) < 1e-3  # only face 0 counts, and it is right
+    target[0, :34] = 0  # half its points are self-occluded: cross-entropy ~10 on those
+    assert abs(float(visibility_loss(logits, target)) - 5.0) < 0.01
+    none = visibility_loss(logits, torch.full((2, 68), -1))
+    assert float(none) == 0.0 and not math.isnan(float(none))

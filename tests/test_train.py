@@ -138,3 +138,22 @@ def test_human_jaw_points_only_on_near_frontal_faces():
     assert sum(full[:17].sum() > 0 for _, full in turned) > 10  # the default keeps them
     for w, full in frontal:
         np.testing.assert_array_equal(w[:17], full[:17])
+
+
+def test_the_visibility_head_trains_jointly_on_merl_rav_classes(tmp_path):
+    """model.visibility + loss.visibility: the head is trained with the network on MERL-RAV's
+    classes (crops without labels left out of the term), logged (train/visibility and the
+    validation AUC), and the checkpoint loads as a network that answers visibility."""
+    import numpy as np
+
+    run = tmp_path / "vis"
+    _train(run, *_overrides(**{"data.merl_rav_root": DATA / "merl_rav", "model.visibility": "true",
+                               "loss.visibility": 1.0}), "train.max_epochs=1")
+    lines = (run / "logs" / "version_0" / "metrics.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    assert "train/visibility" in header and "val/visibility_auc_visible" in header
+    col = header.index("train/visibility")
+    values = [float(r.split(",")[col]) for r in lines[1:] if r.split(",")[col]]
+    assert values and all(np.isfinite(values)) and values[0] > 0  # a real cross-entropy, labelled crops present
+    out = load_network(str(run / "checkpoints" / "last.ckpt"))(torch.rand(1, 3, 120, 120) * 255)
+    assert len(out) == 3 and out[2].shape == (1, 68, 3)

@@ -55,6 +55,7 @@ class LossConfig:
     cross_branch: float = 0.1  # decoded-3DMM landmarks vs the landmark branch (both ways)
     euler: float = 0.05  # smooth L1 on yaw/pitch/roll decoded from the predicted pose, degrees
     human_landmark: float = 0.0  # extra 2D L1 against human labels where present
+    visibility: float = 0.0  # cross-entropy of the visibility head (model.visibility) on MERL-RAV's classes
 
 
 @dataclass

@@ -66,6 +66,9 @@ class CropDataset(Dataset):
         if self.labels is not None:
             moved = transform_labels({k: self.labels[view + k][idx] for k in VIEW_KEYS}, m, CROP_SIZE)
             item.update({"teacher_" + k: torch.from_numpy(v) for k, v in moved.items()})
+        # MERL-RAV's class of each point (0 self-occluded, 1 occluded, 2 visible; -1 = no label): the
+        # visibility term's target, mirrored with the points
+        item["human_vis"] = torch.from_numpy(np.full(68, -1, np.int64) if vis is None else vis.astype(np.int64))
         if pts is None:
             pts, w = np.zeros((68, 2), np.float32), np.zeros(68, np.float32)
         else:

@@ -41,6 +41,15 @@ def cross_branch_loss(lm_branch: torch.Tensor, lm_3dmm: torch.Tensor) -> torch.T
     return (lm_branch[..., :2] - lm_3dmm[..., :2]).abs().sum(-1).mean()
 
 
+def visibility_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the visibility head's logits (B, 68, 3) against MERL-RAV classes (B, 68),
+    -1 where a crop has no labels (left out; zero when no point of the batch is labelled)."""
+    labelled = target >= 0
+    if not labelled.any():
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits[labelled], target[labelled])
+
+
 def euler_loss(params: torch.Tensor, target_pose_deg: torch.Tensor) -> torch.Tensor:
     """params (K, B, 62) un-normalised; target (B, 3) yaw, pitch, roll in degrees."""
     pred = pose_deg_from_params(params)
@@ -56,9 +65,11 @@ class MultiInformationLoss(torch.nn.Module):
         self.face_model = face_model
         self.crop_size = crop_size
 
-    def forward(self, lm: torch.Tensor, params_norm: torch.Tensor, target: dict):
+    def forward(self, lm: torch.Tensor, params_norm: torch.Tensor, target: dict,
+                visibility_logits: torch.Tensor | None = None):
         """target: lm (B, 68, 3) pixels, params_norm (B, 62), pose_deg (B, 3), optional
-        human_lm (B, 68, 2) with human_weight (B, 68)."""
+        human_lm (B, 68, 2) with human_weight (B, 68) and human_vis (B, 68); visibility_logits
+        (B, 68, 3) from the last layer's landmark queries, where the model has the head."""
         c = self.config
         params = self.face_model.denormalize(params_norm)
         lm_3dmm = self.face_model.landmarks_crop(params, self.crop_size)
@@ -73,5 +84,7 @@ class MultiInformationLoss(torch.nn.Module):
             terms["euler"] = euler_loss(params, target["pose_deg"])
         if c.human_landmark and "human_lm" in target:
             terms["human_landmark"] = landmark_loss(lm, target["human_lm"], target["human_weight"])
+        if c.visibility and visibility_logits is not None and "human_vis" in target:
+            terms["visibility"] = visibility_loss(visibility_logits, target["human_vis"])
         total = sum(getattr(c, name) * value for name, value in terms.items())
         return total, terms

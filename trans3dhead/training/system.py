@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from trans3dhead.config import Config, config_to_dict
+from trans3dhead.evaluation.metrics import roc_auc
 from trans3dhead.evaluation.validation import validation_scores
 from trans3dhead.face_model.pose import pose_deg_from_params
 from trans3dhead.model.trans3dhead import build_model
@@ -64,8 +65,9 @@ class Trans3DHeadSystem(L.LightningModule):
     def training_step(self, batch, batch_idx):
         target = self._targets(batch)
         target["human_lm"], target["human_weight"] = batch["human_lm"], batch["human_weight"]
-        lm, params_norm = self.model(batch["student"].float())
-        total, terms = self.criterion(lm, params_norm, target)
+        target["human_vis"] = batch["human_vis"]
+        lm, params_norm, logits = self._forward(batch["student"].float())
+        total, terms = self.criterion(lm, params_norm, target, logits)
         weights = self.config.loss
         for name, value in terms.items():
             self.log(f"train/{name}", value, on_step=True, prog_bar=name == "landmark")
@@ -76,13 +78,22 @@ class Trans3DHeadSystem(L.LightningModule):
         self._t0 = time.perf_counter()
         return total
 
+    def _forward(self, crops: torch.Tensor):
+        """lm (K, B, 68, 3), params_norm (K, B, 62) and the visibility logits (B, 68, 3) or None."""
+        lm, params_norm, queries = self.model.forward_queries(crops)
+        head = self.model.visibility_head
+        return lm, params_norm, None if head is None else head(queries)
+
     def validation_step(self, batch, batch_idx):
         target = self._targets(batch)
-        lm, params_norm = self.model(batch["clean"].float())
+        lm, params_norm, logits = self._forward(batch["clean"].float())
         params = self.model.face_model.denormalize(params_norm[-1])
         lm_3dmm = self.model.face_model.landmarks_crop(params, self.config.model.crop_size)
         arrays = {"lm": lm[-1], "lm_3dmm": lm_3dmm, "teacher": target["lm"], "teacher_pose": target["pose_deg"],
-                  "pose": pose_deg_from_params(params), "human": batch["human_lm"], "human_w": batch["human_weight"]}
+                  "pose": pose_deg_from_params(params), "human": batch["human_lm"], "human_w": batch["human_weight"],
+                  "human_vis": batch["human_vis"]}
+        if logits is not None:
+            arrays["vis_visible"] = torch.softmax(logits, -1)[..., -1]
         self._val.append({k: v.detach().cpu().numpy() for k, v in arrays.items()})
 
     def on_validation_epoch_end(self):
@@ -92,6 +103,9 @@ class Trans3DHeadSystem(L.LightningModule):
         for name, value in scores.items():
             self.log(f"val/{name}", value, prog_bar=name == "nme_human_inner_branch")
         self.log("val/pose_mae_teacher", float(np.abs(v["pose"] - v["teacher_pose"]).mean()))
+        if "vis_visible" in v and (v["human_vis"] >= 0).any():
+            labelled = v["human_vis"] >= 0
+            self.log("val/visibility_auc_visible", roc_auc(v["vis_visible"][labelled], v["human_vis"][labelled] == 2))
 
     def configure_optimizers(self):
         t = self.config.train
