@@ -137,7 +137,7 @@ def test_heavily_blurred_faces_are_rejected(keep_all):
 # Validation faces (of the first 300 of the split, as measured) whose quality is below the default:
 # heads tilted far back or lying down, where the two branches disagree as much as off a face
 # (docs/results.md, "Face-quality score"). Every other face the detector finds is kept.
-KNOWN_LOSSES = {"image09214", "image12757", "image17468"}
+KNOWN_LOSSES = {"image09214", "image17468"}  # attempt-7 weights at 0.3: also image12757
 
 
 @pytest.mark.slow

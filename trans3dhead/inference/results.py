@@ -40,7 +40,7 @@ class Pose:
         Rx(pitch) (docs/conventions.md gives the signs). Below |yaw| = 50 deg they are the exact
         decomposition of the rotation; nearer profile, where the rotation fixes only pitch -+ roll,
         the split that reads a nod as pitch (face_model/pose.py euler_near_profile), which
-        rebuilds the rotation within ~5 deg near profile (docs/conventions.md).
+        rebuilds the rotation within ~6 deg near profile (docs/conventions.md).
     rotation: (3, 3) orthonormal: the network's rotation (3DDFA's rule, exactly orthonormalised);
         quaternion and rotation_vector are the same rotation with no Euler order.
     scale: image pixels per BFM model unit.
