@@ -10,12 +10,17 @@ def cmd_export_weights(args) -> int:
     config = dict(payload["model_config"])
     if args.landmark_source:
         config["landmark_source"] = args.landmark_source
-    out = build_payload(payload["arch"], config, payload["state_dict"],
-                        {**payload["provenance"], "checkpoint": str(args.checkpoint)}, payload.get("input"))
+    state = payload["state_dict"]
+    if args.half:  # float16 storage: the loader copies it into the float32 network
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    out = build_payload(payload["arch"], config, state,
+                        {**payload["provenance"], "checkpoint": str(args.checkpoint),
+                         "storage": "float16" if args.half else "float32"}, payload.get("input"))
     build_network(out)  # must load strictly before it ships
     save_weights(args.output, out)
     n = sum(v.numel() for v in out["state_dict"].values())
-    print(f"wrote {args.output} ({n / 1e6:.2f} M values, landmarks: {config.get('landmark_source', 'branch')})")
+    print(f"wrote {args.output} ({n / 1e6:.2f} M values{', float16' if args.half else ''}, "
+          f"landmarks: {config.get('landmark_source', 'branch')})")
     return 0
 
 
@@ -25,4 +30,6 @@ def register(sub) -> None:
     p.add_argument("-o", "--output", required=True, help="the weights file (.pt) to write")
     p.add_argument("--landmark-source", choices=["branch", "3dmm", "fused"], default=None,
                    help="the final landmark answer (chosen on the validation split); default: as trained")
+    p.add_argument("--half", action="store_true",
+                   help="store the weights as float16 (half the file; the network still computes in float32)")
     p.set_defaults(func=cmd_export_weights)
