@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from trans3dhead.config import NEAR_DUPLICATES
-from trans3dhead.data.aflw_crops import AFLWCrops, read_exclusion_list, read_split
+from trans3dhead.data.aflw_crops import AFLWCrops, read_exclusion_lists, read_split
 from trans3dhead.data.merl_rav import MerlRav
 from trans3dhead.evaluation.validation import fully_labelled_inner, validation_scores
 from trans3dhead.training.labels import Teacher, label_crops
@@ -34,9 +34,7 @@ def main():
     torch.set_num_threads(2)
     reader = AFLWCrops(args.crops_root)
     names = read_split(args.split)
-    excluded = set()
-    for path in [p for p in (args.exclude or [NEAR_DUPLICATES]) if p != "none"]:
-        excluded |= read_exclusion_list(path)[0]
+    excluded, _ = read_exclusion_lists([p for p in (args.exclude or [NEAR_DUPLICATES]) if p != "none"])
     idx = np.array([i for i, n in enumerate(reader.names) if n in names and n not in excluded])
     crops = np.stack([reader.read_crop(int(i)) for i in idx])
     teacher = label_crops(Teacher(build_network(read_weights(resolve_weights("3ddfa-mb05")))), crops)["lm"]

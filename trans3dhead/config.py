@@ -36,7 +36,7 @@ class ModelConfig:
     dropout: float = 0.0
     landmark_source: str = "branch"  # final answer: "branch", "3dmm" or "fused" (their mean)
     visibility: bool = False  # a per-landmark visibility head (fitted by `trans3dhead train-visibility`)
-    visibility_hidden: int = 0  # its hidden width; 0 = one linear map
+    visibility_hidden: int = 0  # its shared hidden width; 0 = each landmark's own linear map of its query
 
     def __post_init__(self):
         if self.landmark_source not in LANDMARK_SOURCES:  # also checks weights files' model_config

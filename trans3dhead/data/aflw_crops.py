@@ -71,6 +71,20 @@ def read_exclusion_list(path) -> tuple[set[str], dict]:
     return names, {"file": Path(p).name, "sha256": hashlib.sha256(data).hexdigest(), "count": len(names)}
 
 
+def read_exclusion_lists(paths, val_names: set[str] | None = None) -> tuple[set[str], list[dict]]:
+    """The union of the crop names in several exclusion lists and each list's record
+    (read_exclusion_list); with val_names, each record also counts its crops in that split
+    (``in_validation_split``)."""
+    excluded, records = set(), []
+    for path in paths:
+        names, record = read_exclusion_list(path)
+        if val_names is not None:
+            record["in_validation_split"] = int(sum(n in val_names for n in names))
+        excluded |= names
+        records.append(record)
+    return excluded, records
+
+
 def read_split(path) -> set[str]:
     """Crop names of a split file (configs/splits/*.txt: one name a line, '#' comments)."""
     p = Path(path)

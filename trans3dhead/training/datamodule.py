@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from trans3dhead.config import AugmentConfig, Config
-from trans3dhead.data.aflw_crops import AFLWCrops, read_exclusion_list, read_split
+from trans3dhead.data.aflw_crops import AFLWCrops, read_exclusion_lists, read_split
 from trans3dhead.data.merl_rav import MerlRav
 from trans3dhead.data.transforms import apply_points, flip_image, photometric, similarity, warp_pkg
 from trans3dhead.errors import Trans3DHeadError
@@ -121,12 +121,7 @@ class CropsDataModule(L.LightningDataModule):
         reader = AFLWCrops(d.crops_root)
         val_names = read_split(d.val_split)
         is_val = np.array([n in val_names for n in reader.names])
-        excluded, self.exclusions = set(), []
-        for path in d.exclude:
-            names, record = read_exclusion_list(path)
-            record["in_validation_split"] = int(sum(n in val_names for n in names))
-            excluded |= names
-            self.exclusions.append(record)
+        excluded, self.exclusions = read_exclusion_lists(d.exclude, val_names)
         keep = np.array([n not in excluded for n in reader.names])
         train_idx, val_idx = np.flatnonzero(~is_val & keep), np.flatnonzero(is_val & keep)
         if d.limit:

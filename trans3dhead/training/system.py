@@ -21,6 +21,7 @@ import torch
 from trans3dhead.config import Config, config_to_dict
 from trans3dhead.evaluation.metrics import roc_auc
 from trans3dhead.evaluation.validation import validation_scores
+from trans3dhead.face_model.landmarks68 import VISIBILITY_CLASSES
 from trans3dhead.face_model.pose import pose_deg_from_params
 from trans3dhead.model.trans3dhead import build_model
 from trans3dhead.training.labels import Teacher
@@ -105,7 +106,8 @@ class Trans3DHeadSystem(L.LightningModule):
         self.log("val/pose_mae_teacher", float(np.abs(v["pose"] - v["teacher_pose"]).mean()))
         if "vis_visible" in v and (v["human_vis"] >= 0).any():
             labelled = v["human_vis"] >= 0
-            self.log("val/visibility_auc_visible", roc_auc(v["vis_visible"][labelled], v["human_vis"][labelled] == 2))
+            visible = VISIBILITY_CLASSES.index("visible")  # MERL-RAV's code
+            self.log("val/visibility_auc_visible", roc_auc(v["vis_visible"][labelled], v["human_vis"][labelled] == visible))
 
     def configure_optimizers(self):
         t = self.config.train

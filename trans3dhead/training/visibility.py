@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from trans3dhead.config import Config
-from trans3dhead.data.aflw_crops import AFLWCrops, read_exclusion_list, read_split
+from trans3dhead.data.aflw_crops import AFLWCrops, read_exclusion_lists, read_split
 from trans3dhead.data.merl_rav import MerlRav
 from trans3dhead.data.transforms import flip_image, photometric, similarity, warp_pkg
 from trans3dhead.errors import Trans3DHeadError
@@ -157,11 +157,7 @@ def labelled_split(cfg: Config, reader: AFLWCrops) -> dict[str, np.ndarray]:
     if not d.merl_rav_root:
         raise Trans3DHeadError("data.merl_rav_root: the visibility head is fitted on MERL-RAV's classes; set it")
     val_names = read_split(d.val_split)
-    excluded, records = set(), []
-    for path in d.exclude:
-        names, record = read_exclusion_list(path)
-        excluded |= names
-        records.append(record)
+    excluded, records = read_exclusion_lists(d.exclude, val_names)
     labels = MerlRav(d.merl_rav_root, reader).crop_labels()
     idx, codes = labels["crop_index"], labels["visibility"].astype(np.int64)
     names = np.array(reader.names)[idx]
@@ -189,9 +185,9 @@ def fit_visibility(cfg: Config, payload: dict, log=_log) -> tuple[dict, dict]:
     v = cfg.visibility
     if v.views < 1:
         raise Trans3DHeadError(f"visibility.views={v.views}: must be at least 1")
-    base = dict(payload["model_config"], visibility=False)
-    predictor = build_network(build_payload("trans3dhead", base, {k: t for k, t in payload["state_dict"].items()
-                                                                  if not k.startswith("model.visibility_head.")}))
+    # the network without any head it already has: the head is what this stage writes
+    state = {k: t for k, t in payload["state_dict"].items() if not k.startswith("model.visibility_head.")}
+    predictor = build_network(build_payload("trans3dhead", dict(payload["model_config"], visibility=False), state))
     reader = AFLWCrops(cfg.data.crops_root)
     split = labelled_split(cfg, reader)
     if cfg.data.limit:
@@ -235,8 +231,7 @@ def fit_visibility(cfg: Config, payload: dict, log=_log) -> tuple[dict, dict]:
                "pose-only prior": visibility_report(prior_probs, val_t, val_yaw)}
 
     config = dict(payload["model_config"], visibility=True, visibility_hidden=v.hidden)
-    state = {k: t for k, t in payload["state_dict"].items() if not k.startswith("model.visibility_head.")}
-    state.update({f"model.visibility_head.{k}": t for k, t in head.state_dict().items()})
+    state = {**state, **{f"model.visibility_head.{k}": t for k, t in head.state_dict().items()}}
     provenance = dict(payload.get("provenance", {}))
     provenance["visibility_fit"] = {
         "config": dataclasses.asdict(v), "code_commit": code_commit(), "train_crops": int(len(split["train_index"])),
