@@ -169,3 +169,24 @@ def test_export_weights_half_stores_float16_and_loads_into_float32(tmp_path):
         full, half = load_network(MODEL)(x), load_network(str(out))(x)
     assert next(load_network(str(out)).parameters()).dtype == torch.float32
     assert (full[0] - half[0]).abs().max() < 0.1 and (full[2] - half[2]).abs().max() < 0.01
+
+
+def test_half_storage_export_matches_the_half_weights_on_real_crops(tmp_path, aflw2000):
+    """`export-onnx --half` stores a float16 weights file's weights as float16 in the ONNX file (cast
+    back to float32 in the graph): much smaller than the float32 export, and onnxruntime reproduces
+    that weights file's torch network on real crops within 1e-4."""
+    from trans3dhead.face_model.bfm import load_bfm_arrays
+    from trans3dhead.fileio import read_image_file
+    from trans3dhead.weights import NAMED_ONNX, load_network, named_asset, predict_crops
+
+    half_pt, half_onnx = tmp_path / "half.pt", tmp_path / "half.onnx"
+    checkpoint = str(named_asset("trans3dhead_default.pt", MODEL))
+    assert main(["export-weights", checkpoint, "-o", str(half_pt), "--half"]) == 0
+    assert main(["export-onnx", "--model", str(half_pt), "--half", "-o", str(half_onnx)]) == 0
+    assert half_onnx.stat().st_size < 0.6 * named_asset(NAMED_ONNX[MODEL], MODEL).stat().st_size
+    crops = np.stack([read_image_file(aflw2000.crop_path(i)) for i in range(0, 2000, 250)])
+    lm_t, p_t = predict_crops(load_network(str(half_pt)), crops)
+    sess = ort.InferenceSession(str(half_onnx), providers=["CPUExecutionProvider"])
+    lm_o, p_o = sess.run(None, {"crops": crops.transpose(0, 3, 1, 2).astype(np.float32)})[:2]
+    assert np.abs(lm_o - lm_t).max() < 1e-4
+    assert (np.abs(p_o - p_t) / load_bfm_arrays()["param_std"]).max() < 1e-4

@@ -9,18 +9,24 @@ EXIT_OK = 0
 
 def cmd_export_onnx(args) -> int:
     from trans3dhead.fileio import atomic_write_bytes
-    from trans3dhead.inference.export import export_onnx_bytes, onnx_parity
+    from trans3dhead.inference.export import export_onnx_bytes, fixed_constants, half_storage, onnx_parity
     from trans3dhead.weights import DEFAULT_MODEL, load_network
 
     net = load_network(args.model)
-    model = export_onnx_bytes(net, opset=args.opset)
+    if args.half:  # compare with the network whose weights are rounded as export-weights --half does
+        net.load_state_dict({k: v.half().float() if v.is_floating_point() else v
+                             for k, v in net.state_dict().items()})
+    model = export_onnx_bytes(net, opset=args.opset, fold_constants=not args.half)
+    if args.half:
+        model = half_storage(model, keep=fixed_constants(net))
     diff = onnx_parity(net, model, batch_sizes=(1, 3))
     vis = f", visibility {diff['visibility']:.2e}" if "visibility" in diff else ""
     if diff["landmarks"] > 1e-2 or diff["params"] > 1e-3 or diff.get("visibility", 0.0) > 1e-3:
         raise Trans3DHeadError(f"{args.output}: not written: onnxruntime differs from torch (landmarks "
                                f"{diff['landmarks']:.3g} px, params {diff['params']:.3g} std{vis})")
     atomic_write_bytes(args.output, model)
-    print(f"wrote {args.output} (model {args.model or DEFAULT_MODEL}, opset {args.opset}, dynamic batch); "
+    storage = ", float16 storage" if args.half else ""
+    print(f"wrote {args.output} (model {args.model or DEFAULT_MODEL}, opset {args.opset}, dynamic batch{storage}); "
           f"onnxruntime vs torch: landmarks {diff['landmarks']:.2e} px, params {diff['params']:.2e} std{vis}")
     return EXIT_OK
 
@@ -32,4 +38,7 @@ def register(subparsers) -> None:
     e.add_argument("-o", "--output", required=True, help="the .onnx file to write")
     e.add_argument("--model", default=None, help="named model or weights file (default: the package's default)")
     e.add_argument("--opset", type=int, default=DEFAULT_OPSET)
+    e.add_argument("--half", action="store_true",
+                   help="store the weights as float16 (half the file; the graph still computes in float32); "
+                        "matches a weights file written by `export-weights --half`")
     e.set_defaults(func=cmd_export_onnx)

@@ -35,10 +35,12 @@ def output_names(net: torch.nn.Module, crop_size: int = CROP_SIZE) -> tuple[str,
 
 
 def export_onnx_bytes(net: torch.nn.Module, opset: int = DEFAULT_OPSET, crop_size: int = CROP_SIZE,
-                      fast: bool = True) -> bytes:
+                      fast: bool = True, fold_constants: bool = True) -> bytes:
     """The serialised ONNX model of net.forward with a dynamic batch axis. fast: export the
     network's export form (model/export_form.py: the same function with fewer operators) rather
-    than its module as written."""
+    than its module as written. fold_constants=False keeps the weights as the network holds them
+    (batch norms not folded into the convolutions; onnxruntime folds them when it loads the model),
+    which half_storage needs."""
     try:
         import onnx  # noqa: F401  (torch's exporter needs it; say so in one line, not a traceback)
     except ImportError:
@@ -53,8 +55,51 @@ def export_onnx_bytes(net: torch.nn.Module, opset: int = DEFAULT_OPSET, crop_siz
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation notice
         torch.onnx.export(net, (example,), buf, dynamo=False, opset_version=opset, input_names=[INPUT_NAME],
+                          do_constant_folding=fold_constants,
                           output_names=list(names), dynamic_axes={n: {0: "batch"} for n in (INPUT_NAME, *names)})
     return buf.getvalue()
+
+
+HALF_MIN_VALUES = 1024  # float32 initializers at least this large are stored as float16 by half_storage
+
+
+def half_storage(model: bytes, keep: set[str] = frozenset()) -> bytes:
+    """The same graph with its large float32 initializers that float16 holds exactly (weights
+    already rounded to float16, as `export-weights --half` stores them) stored as float16, each cast
+    back to float32 by a Cast node at the top of the graph: a smaller file with the same numbers, and
+    the network still computes in float32 (onnxruntime folds the casts when it loads the model).
+    Constants the export form derives from the weights, and those in keep (the fixed decode arrays),
+    stay float32."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    proto = onnx.load_from_string(model)
+    graph = proto.graph
+    casts, kept = [], []
+    for init in graph.initializer:
+        values = numpy_helper.to_array(init) if init.data_type == TensorProto.FLOAT else None
+        if (values is not None and values.size >= HALF_MIN_VALUES and init.name not in keep
+                and np.array_equal(values.astype(np.float16).astype(np.float32), values)):
+            half = numpy_helper.from_array(values.astype(np.float16), init.name + "_fp16")
+            kept.append(half)
+            casts.append(helper.make_node("Cast", [half.name], [init.name], to=TensorProto.FLOAT,
+                                          name=init.name + "_to_fp32"))
+        else:
+            kept.append(init)
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    nodes = list(graph.node)
+    del graph.node[:]
+    graph.node.extend(casts + nodes)
+    onnx.checker.check_model(proto)
+    return proto.SerializeToString()
+
+
+def fixed_constants(net: torch.nn.Module) -> set[str]:
+    """Names of net's buffers that are not in its state dict (the BFM decode arrays and parameter
+    statistics: fixed by the face model, not learned)."""
+    saved = set(net.state_dict())
+    return {name for name, _ in net.named_buffers() if name not in saved}
 
 
 def export_onnx(net: torch.nn.Module, path, opset: int = DEFAULT_OPSET) -> Path:
