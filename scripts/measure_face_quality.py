@@ -39,31 +39,15 @@ FACE_IMAGES = {"astronaut.png", "camera.png"}
 
 
 def skimage_images() -> dict[str, np.ndarray]:
-    import skimage.data
-    import skimage.io
+    from trans3dhead.training.face_score import non_face_images
 
-    root = Path(skimage.data.__file__).parent
-    out = {}
-    for f in sorted(root.iterdir()):
-        if f.suffix not in (".png", ".jpg") or f.name in FACE_IMAGES:
-            continue
-        out[f.stem] = to_bgr_uint8(skimage.io.imread(f), "rgb", f.name)  # all uint8: grey/alpha handled
-    return out
+    return non_face_images()  # scikit-image's data images without a person (the cat included)
 
 
 def synthetic_images(rng) -> dict[str, np.ndarray]:
-    out = {}
-    for v in (0, 128, 255):
-        out[f"blank{v}"] = np.full((360, 360, 3), v, np.uint8)
-    out["noise"] = rng.integers(0, 256, (360, 360, 3), dtype=np.uint8)
-    for s in (2, 6, 15):
-        n = cv2.GaussianBlur(rng.normal(128, 60, (360, 360, 3)), (0, 0), s)
-        out[f"smooth_noise{s}"] = np.clip((n - n.mean()) / n.std() * 50 + 128, 0, 255).astype(np.uint8)
-    yy, xx = np.mgrid[:360, :360]
-    out["stripes"] = np.repeat(((np.sin(xx / 6.0) > 0) * 255).astype(np.uint8)[..., None], 3, -1)
-    out["checker"] = np.repeat((((xx // 30 + yy // 30) % 2) * 255).astype(np.uint8)[..., None], 3, -1)
-    out["rings"] = np.repeat((127 + 127 * np.sin(np.hypot(xx - 180, yy - 180) / 8)).astype(np.uint8)[..., None], 3, -1)
-    return out
+    from trans3dhead.training.face_score import synthetic_textures
+
+    return synthetic_textures(rng)
 
 
 def variants(img: np.ndarray) -> list[np.ndarray]:
@@ -100,13 +84,24 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--limit", type=int, default=None, help="validation faces to use (default all)")
     ap.add_argument("--video-every", type=int, default=25, help="take every Nth frame of the clip")
+    ap.add_argument("--threshold", type=float, default=None,
+                    help="quality threshold of the summary (default: quality.RECOMMENDED_MIN_QUALITY)")
+    ap.add_argument("--summarize", action="store_true", help="only print the summary of a saved --out file")
+    ap.add_argument("--model", default=None, help="named model or weights file (default: the package's default)")
     ap.add_argument("--report-aflw2000-3d", action="store_true", help="report on the benchmark only (see above)")
     ap.add_argument("--held-out-from", type=int, default=None, metavar="K",
                     help="only the validation faces from the K-th name on (and the negatives made from them): "
                          "a check on faces the threshold was not chosen on")
     args = ap.parse_args()
+    if args.threshold is None:
+        from trans3dhead.inference.quality import RECOMMENDED_MIN_QUALITY
+
+        args.threshold = RECOMMENDED_MIN_QUALITY
+    if args.summarize:
+        summarize(args.out, args.threshold)
+        return
     if args.report_aflw2000_3d:
-        report_aflw2000_3d(args.out)
+        report_aflw2000_3d(args.out, args.threshold, args.model)
         return
 
     import torch
@@ -118,7 +113,8 @@ def main() -> None:
 
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
-    aligner = HeadAligner(detector=RetinaFaceDetector(score_threshold=0.3, threads=1), threads=1, min_quality=None)
+    aligner = HeadAligner(model=args.model, detector=RetinaFaceDetector(score_threshold=0.3, threads=1), threads=1,
+                          min_quality=None)
     factor = 2.0 if aligner.landmark_source == "fused" else 1.0
     rows: list[tuple] = []
 
@@ -184,7 +180,7 @@ def main() -> None:
     group, label, score, gap, sharp, quality, name = (np.array(c) for c in zip(*rows))
     np.savez(args.out, group=group, label=label.astype(int), score=score.astype(float), gap=gap.astype(float),
              sharpness=sharp.astype(float), quality=quality.astype(float), name=name)
-    summarize(args.out)
+    summarize(args.out, args.threshold)
 
 
 def _auc(pos: np.ndarray, neg: np.ndarray) -> float:
@@ -192,12 +188,19 @@ def _auc(pos: np.ndarray, neg: np.ndarray) -> float:
     return float((pos[:, None] > neg[None]).mean() + 0.5 * (pos[:, None] == neg[None]).mean())
 
 
-def summarize(path: str) -> None:
-    """The tables of docs/results.md ("Face-quality score") from a saved measurement."""
-    from trans3dhead.inference.quality import DEFAULT_MIN_QUALITY as t
+def summarize(path: str, t: float) -> None:
+    """The tables of docs/results.md ("Face-quality score") from a saved measurement, at quality
+    threshold t. Non-face images the face-score head was fitted on (training/face_score.py
+    split_non_faces, and the textures made here) are reported apart from the held-out ones
+    (neg_detected / neg_random_box: "seen" and "held out")."""
+    from trans3dhead.training.face_score import non_face_images, split_non_faces
 
     d = np.load(path)
-    g, s, gap, sharp, q = d["group"], d["score"], d["gap"], d["sharpness"], d["quality"]
+    g, s, gap, sharp, q = d["group"].astype(object), d["score"], d["gap"], d["sharpness"], d["quality"]
+    _, held_out = split_non_faces(non_face_images())
+    for base in ("neg_detected", "neg_random_box"):
+        m = g == base
+        g[m] = np.where(np.isin(d["name"][m], held_out), base + "_held_out", base + "_seen")
     pos = np.isin(g, ["pos_val_detected", "pos_video", "pos_photo"]) & (s >= 0.9)  # as the default detector
     print(f"positives (detector >= 0.9), kept at quality {t}:")
     for name in ("pos_val_detected", "pos_video", "pos_photo"):
@@ -207,7 +210,8 @@ def summarize(path: str) -> None:
         print(f"  {name:18s} n={m.sum():4d} lowest {q[m].min():.3f} median {np.median(q[m]):.3f} "
               f"kept {np.sum(q[m] >= t)} ({np.mean(q[m] >= t):.1%})")
     print("negatives: passed at the threshold, AUC of quality / agreement alone / sharpness alone:")
-    for name, min_score in (("neg_detected", 0.0), ("neg_detected", 0.9), ("neg_random_box", None),
+    for name, min_score in (("neg_detected_seen", 0.0), ("neg_detected_held_out", 0.0), ("neg_detected_seen", 0.9),
+                            ("neg_detected_held_out", 0.9), ("neg_random_box_seen", None), ("neg_random_box_held_out", None),
                             ("neg_lfw_nonface", None), ("neg_shifted", None), ("blur12_given", None),
                             ("blur12_detected", 0.9), ("blur6_given", None), ("blur6_detected", 0.9)):
         m = (g == name) & (s >= (min_score or 0.0))
@@ -219,14 +223,14 @@ def summarize(path: str) -> None:
               + (f" detector {_auc(s[pos], s[m]):.3f}" if min_score else ""))
 
 
-def report_aflw2000_3d(out: str) -> None:
+def report_aflw2000_3d(out: str, threshold: float, model: str | None) -> None:
     import torch
 
     from trans3dhead.inference import HeadAligner
-    from trans3dhead.inference.quality import DEFAULT_MIN_QUALITY
 
+    DEFAULT_MIN_QUALITY = threshold  # noqa: N806  (the threshold reported on)
     torch.set_num_threads(1)
-    aligner = HeadAligner(threads=1, min_quality=None)
+    aligner = HeadAligner(model=model, threads=1, min_quality=None)
     meta = np.load(DATA / "aflw2000_3d/aflw2000_3d_meta.npz")
     best, n_faces, n_kept, yaws = [], 0, 0, np.abs(meta["yaw_bin_deg"])
     for name, pts in zip(meta["names"], meta["pts68"]):

@@ -77,6 +77,8 @@ TINY = dict(backbone_width=0.25, dim=16, num_layers=3, num_heads=2, ffn_dim=32)
 @pytest.mark.parametrize("switches", [dict(), dict(qamem=False), dict(cross_branch=False), dict(marr=False),
                                       dict(landmark_source="fused"), dict(landmark_source="3dmm"),
                                       dict(visibility=True), dict(visibility=True, visibility_hidden=8,
+                                                                  landmark_source="fused"),
+                                      dict(face_score=True), dict(visibility=True, face_score=True,
                                                                   landmark_source="fused")])
 def test_export_form_equals_the_module_it_folds(switches):
     """The export form (layer 0 precomputed, static reshapes, folded scales) computes the same
@@ -98,17 +100,26 @@ def test_export_form_equals_the_module_it_folds(switches):
     x = torch.rand(3, 3, 120, 120) * 255
     with torch.no_grad():
         out_a, out_b = net(x), form(x)
-    assert len(out_a) == len(out_b) == (3 if switches.get("visibility") else 2)
-    (lm_a, p_a, *vis_a), (lm_b, p_b, *vis_b) = out_a, out_b
+    names = ("landmarks", "params") + ("visibility",) * bool(switches.get("visibility")) + \
+        ("face_score",) * bool(switches.get("face_score"))
+    assert net.output_names == form.output_names == names
+    assert len(out_a) == len(out_b) == len(names)
+    a, b = dict(zip(names, out_a)), dict(zip(names, out_b))
     std = net.model.face_model.param_std
-    assert (lm_a - lm_b).abs().max() < 1e-3 and ((p_a - p_b).abs() / std).max() < 1e-4
-    if vis_a:
-        assert vis_a[0].shape == (3, 68, 3) and (vis_a[0] - vis_b[0]).abs().max() < 1e-5
-        assert torch.allclose(vis_a[0].sum(-1), torch.ones(3, 68))
-        assert vis_a[0].std() > 0.01  # the randomised head gives the points different answers
+    assert (a["landmarks"] - b["landmarks"]).abs().max() < 1e-3
+    assert ((a["params"] - b["params"]).abs() / std).max() < 1e-4
+    if "visibility" in a:
+        vis_a, vis_b = a["visibility"], b["visibility"]
+        assert vis_a.shape == (3, 68, 3) and (vis_a - vis_b).abs().max() < 1e-5
+        assert torch.allclose(vis_a.sum(-1), torch.ones(3, 68))
+        assert vis_a.std() > 0.01  # the randomised head gives the points different answers
+    if "face_score" in a:
+        assert a["face_score"].shape == (3,) and (a["face_score"] - b["face_score"]).abs().max() < 1e-5
+        assert ((a["face_score"] >= 0) & (a["face_score"] <= 1)).all()
     worst = onnx_parity(net, export_onnx_bytes(net))
+    assert set(worst) == set(names)
     assert worst["landmarks"] < 1e-3 and worst["params"] < 1e-4
-    assert worst.get("visibility", 0.0) < 1e-5 and ("visibility" in worst) == bool(switches.get("visibility"))
+    assert worst.get("visibility", 0.0) < 1e-5 and worst.get("face_score", 0.0) < 1e-5
 
 
 def test_export_has_no_shape_arithmetic():

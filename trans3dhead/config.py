@@ -37,6 +37,7 @@ class ModelConfig:
     landmark_source: str = "branch"  # final answer: "branch", "3dmm" or "fused" (their mean)
     visibility: bool = False  # a per-landmark visibility head (fitted by `trans3dhead train-visibility`)
     visibility_hidden: int = 0  # its shared hidden width; 0 = each landmark's own linear map of its query
+    face_score: bool = False  # a face-score head (fitted by `trans3dhead train-face-score`)
 
     def __post_init__(self):
         if self.landmark_source not in LANDMARK_SOURCES:  # also checks weights files' model_config
@@ -132,6 +133,18 @@ class VisibilityFitConfig:
 
 
 @dataclass
+class FaceScoreFitConfig:
+    """Fitting the face-score head on a trained, frozen network (training/face_score.py)."""
+
+    positives: int = 6000  # training-split face crops, each jittered as a detector's crop would be
+    shifted: int = 3000  # training-split face crops shifted by half their side (a crop off the face)
+    boxes_per_image: int = 150  # random square crops on each training non-face image
+    boxes_per_texture: int = 40  # the same on each texture made by synthetic_textures
+    weight_decay: float = 1e-3  # L2 on the standardised weights
+    seed: int = 0
+
+
+@dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
@@ -139,6 +152,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     train: ScheduleConfig = field(default_factory=ScheduleConfig)
     visibility: VisibilityFitConfig = field(default_factory=VisibilityFitConfig)
+    face_score: FaceScoreFitConfig = field(default_factory=FaceScoreFitConfig)
     name: str = "run"
 
 

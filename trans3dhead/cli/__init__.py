@@ -10,7 +10,7 @@ import sys
 
 from trans3dhead.errors import Trans3DHeadError
 
-COMMANDS = ("predict", "evaluate", "info", "export_onnx", "export_weights", "train", "train_visibility", "label")
+COMMANDS = ("predict", "evaluate", "info", "export_onnx", "export_weights", "train", "train_visibility", "train_face_score", "label")
 
 
 def build_parser() -> argparse.ArgumentParser:

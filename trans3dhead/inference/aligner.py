@@ -160,14 +160,14 @@ class HeadAligner:
         owner = [i for i, dets in enumerate(found) for _ in dets]
         dets = [d for per_image in found for d, _ in per_image]
         boxes = np.array([b for per_image in found for _, b in per_image]).reshape(-1, 4)
-        lm_crop, params, vis, sharp = self._run(images_bgr, owner, boxes)
+        lm_crop, params, extra, sharp = self._run(images_bgr, owner, boxes)
         if self.second_pass and len(boxes):
             lm_img = crop_to_image(lm_crop, boxes, self.crop_size)
             boxes = np.stack([crop_box_from_landmarks(p) for p in lm_img])
-            lm_crop, params, vis, sharp = self._run(images_bgr, owner, boxes)
+            lm_crop, params, extra, sharp = self._run(images_bgr, owner, boxes)
         out: list[list[FaceResult]] = [[] for _ in images_bgr]
         for j, i in enumerate(owner):
-            face = self._face(dets[j], boxes[j], lm_crop[j], params[j], sharp[j], None if vis is None else vis[j])
+            face = self._face(dets[j], boxes[j], lm_crop[j], params[j], sharp[j], _row(extra, j))
             if self.passes_quality(face):
                 out[i].append(face)
         if self.max_faces is not None:
@@ -180,17 +180,17 @@ class HeadAligner:
         if not len(crop_boxes):
             return []
         boxes = np.asarray(crop_boxes, np.float64).reshape(-1, 4)
-        lm_crop, params, vis, sharp = self._run([image_bgr], [0] * len(boxes), boxes)
-        vis = [None] * len(boxes) if vis is None else vis
-        return [self._face(d, b, lm, p, s, v) for d, b, lm, p, s, v in zip(detections, boxes, lm_crop, params, sharp, vis)]
+        lm_crop, params, extra, sharp = self._run([image_bgr], [0] * len(boxes), boxes)
+        return [self._face(d, b, lm_crop[j], params[j], sharp[j], _row(extra, j))
+                for j, (d, b) in enumerate(zip(detections, boxes))]
 
     def passes_quality(self, face: FaceResult) -> bool:
         """Whether a face is kept by min_quality (always, where the model gives no quality)."""
         return self.min_quality is None or face.quality is None or face.quality >= self.min_quality
 
-    def _face(self, det, crop_box, lm_crop, params, sharpness: float, visibility=None) -> FaceResult:
-        face = _face_result(det, crop_box, lm_crop, params, self.crop_size, visibility)
-        quality = face_quality(face, sharpness, self.landmark_source)
+    def _face(self, det, crop_box, lm_crop, params, sharpness: float, extra: dict) -> FaceResult:
+        face = _face_result(det, crop_box, lm_crop, params, self.crop_size, extra.get("visibility"))
+        quality = face_quality(face, sharpness, self.landmark_source, extra.get("face_score"))
         return face if quality is None else face.with_updates(quality=quality)
 
     def tracker(self, detect_every: int = 10, smooth: bool = False, **options):
@@ -205,6 +205,11 @@ class HeadAligner:
         crops = np.stack([extract_crop(images_bgr[i], b, size) for i, b in zip(owner, boxes)]) if owner else \
             np.zeros((0, size, size, 3), np.uint8)
         return (*self.network(crops, self.batch_size), [crop_sharpness(c) for c in crops])
+
+
+def _row(extra: dict, j: int) -> dict:
+    """The optional outputs (visibility, face_score) of the j-th face."""
+    return {name: values[j] for name, values in extra.items()}
 
 
 def _batched(items: Iterable, size: int) -> Iterator[list]:

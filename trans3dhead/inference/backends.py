@@ -1,8 +1,8 @@
 """The network runners behind HeadAligner: the torch network, or its ONNX export run by
 onnxruntime. Both take (N, S, S, 3) uint8 BGR crops (S = ``crop_size``, from the weights file)
 and return landmarks (N, 68, 3) in the package crop frame, the 62 un-normalised parameters
-(N, 62) and, for a model with a visibility head, the per-landmark class probabilities (N, 68, 3)
-(None otherwise), float32 numpy.
+(N, 62) and a dict of the optional heads' outputs the model has: ``visibility``, the per-landmark
+class probabilities (N, 68, 3), and ``face_score``, the face probability (N,); float32 numpy.
 
 The named models ship their ONNX exports inside the package (assets/*.onnx, checked against the
 torch weights by the test suite), so the onnx backend needs no exporter; any other weights file
@@ -52,12 +52,11 @@ class TorchBackend:
         with torch_threads(self.threads), torch.inference_mode():
             for x in crop_batches(crops_bgr, batch_size, self.device):
                 outs.append([t.float().cpu().numpy() for t in self.net(x)])
-        return _join(outs, self.has_visibility)
+        return _join(outs, self.output_names)
 
     @property
-    def has_visibility(self) -> bool:
-        head = getattr(getattr(self.net, "model", None), "visibility_head", None)
-        return head is not None
+    def output_names(self) -> tuple[str, ...]:
+        return tuple(getattr(self.net, "output_names", ("landmarks", "params")))
 
 
 class OnnxBackend:
@@ -78,7 +77,7 @@ class OnnxBackend:
             raise Trans3DHeadError(f"{where}: onnxruntime cannot load it ({type(exc).__name__}); "
                                    "write it with `trans3dhead export-onnx`") from None
         self.input_name = self.session.get_inputs()[0].name
-        self.has_visibility = len(self.session.get_outputs()) > 2
+        self.output_names = tuple(o.name for o in self.session.get_outputs())
         side = self.session.get_inputs()[0].shape[-1]
         self.crop_size = side if isinstance(side, int) else CROP_SIZE
 
@@ -87,16 +86,20 @@ class OnnxBackend:
         for i in range(0, len(crops_bgr), batch_size):
             x = np.ascontiguousarray(crops_bgr[i:i + batch_size].transpose(0, 3, 1, 2), dtype=np.float32)
             outs.append(self.session.run(None, {self.input_name: x}))
-        return _join(outs, self.has_visibility)
+        return _join(outs, self.output_names)
 
 
-def _join(outs: list, has_visibility: bool):
-    """Per-batch output lists -> landmarks (N, 68, 3), params (N, 62), visibility (N, 68, 3) or None."""
-    if not outs:
-        vis = np.zeros((0, 68, 3), np.float32) if has_visibility else None
-        return np.zeros((0, 68, 3), np.float32), np.zeros((0, 62), np.float32), vis
-    joined = [np.concatenate(parts).astype(np.float32) for parts in zip(*outs)]
-    return joined[0], joined[1], (joined[2] if len(joined) > 2 else None)
+EMPTY_SHAPES = {"landmarks": (0, 68, 3), "params": (0, 62), "visibility": (0, 68, 3), "face_score": (0,)}
+
+
+def _join(outs: list, names: tuple[str, ...]):
+    """Per-batch output lists (in the order of names) -> landmarks (N, 68, 3), params (N, 62) and
+    {name: array} of the other outputs."""
+    if outs:
+        joined = [np.concatenate(parts).astype(np.float32) for parts in zip(*outs)]
+    else:
+        joined = [np.zeros(EMPTY_SHAPES[n], np.float32) for n in names]
+    return joined[0], joined[1], dict(zip(names[2:], joined[2:]))
 
 
 def build_backend(model: str | None, backend: str = "torch", device: str = "cpu", threads: int | None = None):

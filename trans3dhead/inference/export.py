@@ -3,7 +3,8 @@
 The exported graph: input ``crops`` (B, 3, 120, 120) float32 BGR pixel values in [0, 255];
 outputs ``landmarks`` (B, 68, 3) float32, package crop frame, pixels, and ``params`` (B, 62)
 float32, un-normalised 3DMM parameters (3DDFA layout), and for a model with a visibility head
-``visibility`` (B, 68, 3) float32 class probabilities (self-occluded, occluded, visible). B is a
+``visibility`` (B, 68, 3) float32 class probabilities (self-occluded, occluded, visible), and for
+one with a face-score head ``face_score`` (B,) float32, the face probability. B is a
 dynamic axis. We use torch's
 TorchScript-based exporter (dynamo=False): it keeps the batch axis dynamic from a batch-1
 example and exports in about a second (the dynamo exporter needs a batch-2 example and minutes).
@@ -24,11 +25,14 @@ from trans3dhead.fileio import atomic_write_bytes
 from trans3dhead.model.export_form import export_form
 
 DEFAULT_OPSET = 17
-INPUT_NAME, OUTPUT_NAMES = "crops", ("landmarks", "params", "visibility")
+INPUT_NAME, OUTPUT_NAMES = "crops", ("landmarks", "params", "visibility")  # (no face score without visibility)
 
 
 def output_names(net: torch.nn.Module, crop_size: int = CROP_SIZE) -> tuple[str, ...]:
-    """The names of net's outputs: landmarks and params, and visibility where it has the head."""
+    """The names of net's outputs: landmarks and params, then visibility and face_score where it
+    has those heads."""
+    if hasattr(net, "output_names"):
+        return tuple(net.output_names)
     with torch.no_grad():
         n = len(net.eval()(torch.full((1, 3, crop_size, crop_size), 127.0)))
     return OUTPUT_NAMES[:n]
@@ -122,7 +126,8 @@ def onnx_parity(net: torch.nn.Module, onnx_model: bytes | str | Path, batch_size
     source = onnx_model if isinstance(onnx_model, bytes) else str(onnx_model)
     sess = ort.InferenceSession(source, providers=["CPUExecutionProvider"])
     gen = torch.Generator().manual_seed(seed)
-    scale = {"landmarks": np.float32(1.0), "params": load_bfm_arrays()["param_std"], "visibility": np.float32(1.0)}
+    scale = {"landmarks": np.float32(1.0), "params": load_bfm_arrays()["param_std"], "visibility": np.float32(1.0),
+             "face_score": np.float32(1.0)}
     names = output_names(net)
     got_names = tuple(o.name for o in sess.get_outputs())
     if got_names != names:

@@ -64,13 +64,19 @@ def crop_sharpness(crop_bgr: np.ndarray) -> float:
 def quality_from_cues(disagreement: float, sharpness: float) -> float:
     """The quality in [0, 1] from a branch disagreement (% of the crop side) and a crop sharpness."""
     agree = AGREEMENT_HALF ** 2 / (AGREEMENT_HALF ** 2 + disagreement ** 2)
-    sharp = sharpness ** 2 / (sharpness ** 2 + SHARPNESS_HALF ** 2)
-    return float(agree * sharp)
+    return float(agree * sharpness_factor(sharpness))
 
 
-def face_quality(face, sharpness: float, landmark_source: str | None) -> float | None:
-    """The quality of a FaceResult whose crop had this sharpness; None for a model without a
-    landmark branch (landmark_source "3dmm" or unknown)."""
+def sharpness_factor(sharpness: float) -> float:
+    return float(sharpness ** 2 / (sharpness ** 2 + SHARPNESS_HALF ** 2))
+
+
+def face_quality(face, sharpness: float, landmark_source: str | None, face_score: float | None = None) -> float | None:
+    """The quality of a FaceResult whose crop had this sharpness. A model with a face-score head:
+    face score x sharpness factor. Otherwise the branch agreement x sharpness factor, and None for a
+    model without a landmark branch (landmark_source "3dmm" or unknown)."""
+    if face_score is not None:
+        return float(face_score) * sharpness_factor(sharpness)
     factor = SOURCE_FACTOR.get(landmark_source)
     if factor is None:
         return None

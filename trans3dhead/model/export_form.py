@@ -30,6 +30,7 @@ from torch import nn
 from trans3dhead.face_model.bfm import FaceModel
 from trans3dhead.face_model.frames import ZERO_BASED_TO_PKG
 from trans3dhead.model.backbone import PIXEL_MEAN, PIXEL_STD, MobileNetV1
+from trans3dhead.model.trans3dhead import head_outputs, output_names_of
 
 
 def _const(t: torch.Tensor) -> nn.Parameter:
@@ -212,6 +213,7 @@ class Trans3DHeadExportForm(nn.Module):
         self.param_std, self.param_mean = _const(fm.param_std), _const(fm.param_mean)
         self.decode = LandmarkDecode(fm, model.crop_size) if self.source != "branch" else None
         self.visibility_head = model.visibility_head
+        self.face_score_head = model.face_score_head
 
     def marr_step(self, k: int, x, lm, par):
         d_lm = x[:, :self.num_lm] @ self.lm_head_w[k] + self.lm_head_b[k]  # (B, 68, 3) pixels
@@ -238,9 +240,11 @@ class Trans3DHeadExportForm(nn.Module):
         if self.decode is not None:
             lm_3dmm = self.decode(params)
             lm = lm_3dmm if self.source == "3dmm" else (lm + lm_3dmm) * 0.5
-        if self.visibility_head is None:
-            return lm, params
-        return lm, params, torch.softmax(self.visibility_head(x[:, :self.num_lm]), -1)
+        return (lm, params, *head_outputs(x, self.visibility_head, self.face_score_head))
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return output_names_of(self.visibility_head, self.face_score_head)
 
 
 def export_form(net: nn.Module) -> nn.Module:

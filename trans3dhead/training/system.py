@@ -21,6 +21,7 @@ import torch
 from trans3dhead.config import Config, config_to_dict
 from trans3dhead.evaluation.metrics import roc_auc
 from trans3dhead.evaluation.validation import validation_scores
+from trans3dhead.face_model.bfm import NUM_LANDMARKS
 from trans3dhead.face_model.landmarks68 import VISIBILITY_CLASSES
 from trans3dhead.face_model.pose import pose_deg_from_params
 from trans3dhead.model.trans3dhead import build_model
@@ -83,7 +84,7 @@ class Trans3DHeadSystem(L.LightningModule):
         """lm (K, B, 68, 3), params_norm (K, B, 62) and the visibility logits (B, 68, 3) or None."""
         lm, params_norm, queries = self.model.forward_queries(crops)
         head = self.model.visibility_head
-        return lm, params_norm, None if head is None else head(queries)
+        return lm, params_norm, None if head is None else head(queries[:, :NUM_LANDMARKS])
 
     def validation_step(self, batch, batch_idx):
         target = self._targets(batch)

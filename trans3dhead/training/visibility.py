@@ -32,6 +32,7 @@ from trans3dhead.data.aflw_crops import AFLWCrops, read_exclusion_lists, read_sp
 from trans3dhead.data.merl_rav import MerlRav
 from trans3dhead.data.transforms import flip_image, photometric, similarity, warp_pkg
 from trans3dhead.errors import Trans3DHeadError
+from trans3dhead.face_model.bfm import NUM_LANDMARKS
 from trans3dhead.evaluation.metrics import roc_auc
 from trans3dhead.face_model.frames import CROP_SIZE
 from trans3dhead.face_model.landmarks68 import FLIP_PERM_68, VISIBILITY_CLASSES
@@ -67,7 +68,7 @@ def query_states(predictor: nn.Module, crops: np.ndarray, batch_size: int = 200)
 
     def fn(x):
         _, params_norm, q = model.forward_queries(x)
-        return {"queries": q, "pose_deg": pose_deg_from_params(model.face_model.denormalize(params_norm[-1]))}
+        return {"queries": q[:, :NUM_LANDMARKS], "pose_deg": pose_deg_from_params(model.face_model.denormalize(params_norm[-1]))}
 
     return forward_crops(fn, crops, batch_size)
 
