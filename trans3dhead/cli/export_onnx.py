@@ -20,14 +20,14 @@ def cmd_export_onnx(args) -> int:
     if args.half:
         model = half_storage(model, keep=fixed_constants(net))
     diff = onnx_parity(net, model, batch_sizes=(1, 3))
-    vis = f", visibility {diff['visibility']:.2e}" if "visibility" in diff else ""
-    if diff["landmarks"] > 1e-2 or diff["params"] > 1e-3 or diff.get("visibility", 0.0) > 1e-3:
+    extra = "".join(f", {name} {diff[name]:.2e}" for name in ("visibility", "face_score") if name in diff)
+    if diff["landmarks"] > 1e-2 or diff["params"] > 1e-3 or max(diff.get(n, 0.0) for n in ("visibility", "face_score")) > 1e-3:
         raise Trans3DHeadError(f"{args.output}: not written: onnxruntime differs from torch (landmarks "
-                               f"{diff['landmarks']:.3g} px, params {diff['params']:.3g} std{vis})")
+                               f"{diff['landmarks']:.3g} px, params {diff['params']:.3g} std{extra})")
     atomic_write_bytes(args.output, model)
     storage = ", float16 storage" if args.half else ""
     print(f"wrote {args.output} (model {args.model or DEFAULT_MODEL}, opset {args.opset}, dynamic batch{storage}); "
-          f"onnxruntime vs torch: landmarks {diff['landmarks']:.2e} px, params {diff['params']:.2e} std{vis}")
+          f"onnxruntime vs torch: landmarks {diff['landmarks']:.2e} px, params {diff['params']:.2e} std{extra}")
     return EXIT_OK
 
 
