@@ -5,8 +5,9 @@ docs/results.md, attempt 8), and how well the branch-agreement cue separates non
 
 1. AGREEMENT_HALF's rule: the 98th percentile of the branch disagreement (|branch - 3DMM| landmarks,
    mean over the 68 points, % of the crop side) on the cleaned validation split's crops.
-2. RECOMMENDED_MIN_QUALITY's rule: the lowest quality of a face the default detector finds on every
-   10th frame of the shared clip and the bundled photo; and the validation crops it would drop.
+2. RECOMMENDED_MIN_QUALITY's rule: 0.5 for a model with a face-score head; otherwise the lowest
+   quality of a face the default detector finds on every 10th frame of the shared clip and the
+   bundled photo, rounded down to 0.05, less 0.05; and the validation crops it would drop.
 3. The cue on non-faces: the disagreement of every detection (detector threshold 0.5) on the
    non-face images of tests/test_quality.py, over the validation faces' 98th percentile, for all
    points, the inner points only, and with each landmark's median validation offset removed.
@@ -67,10 +68,18 @@ def main():
         i += 1
     photo = aligner("trans3dhead/assets/example_astronaut.jpg")[0].quality
     lowest = min(min(qualities), photo)
-    rule = np.floor(lowest * 20) / 20 - 0.05
-    q_val = np.array([quality_from_cues(a, crop_sharpness(c)) for a, c in zip(val["all points"], crops)])
+    has_face_score = "face_score" in aligner.network.output_names
+    if has_face_score:  # the face score's decision point; the quality of each crop as the aligner gives it
+        from trans3dhead.inference.detectors import Detection
+
+        rule, box = 0.5, np.array([[0.0, 0.0, crops.shape[2], crops.shape[1]]])
+        q_val = np.array([aligner.align_crops(c, box, [Detection(box=box[0], score=1.0)])[0].quality for c in crops])
+    else:  # the lowest clip or photo face, rounded down to 0.05, less 0.05
+        rule = np.floor(lowest * 20) / 20 - 0.05
+        q_val = np.array([quality_from_cues(a, crop_sharpness(c)) for a, c in zip(val["all points"], crops)])
     print(f"2. clip faces {len(qualities)} (every 10th frame), lowest quality {min(qualities):.3f}; photo {photo:.3f}; "
-          f"rule -> {rule:.2f}; validation crops below it: {int((q_val < rule).sum())} of {len(q_val)}")
+          f"rule ({'face score: 0.5' if has_face_score else 'lowest face less 0.05'}) -> {rule:.2f}; "
+          f"validation crops below it: {int((q_val < rule).sum())} of {len(q_val)}")
 
     sys.path.insert(0, "tests")
     import test_quality as tq  # the non-face images of the tests (scikit-image's and made ones)

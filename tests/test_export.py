@@ -21,10 +21,11 @@ def onnx_file(tmp_path_factory):
 def test_export_has_a_dynamic_batch(onnx_file):
     sess = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
     assert [i.name for i in sess.get_inputs()] == ["crops"]
-    assert [o.name for o in sess.get_outputs()] == ["landmarks", "params", "visibility"]
+    assert [o.name for o in sess.get_outputs()] == ["landmarks", "params", "visibility", "face_score"]
     for b in (1, 4):
-        lm, params, vis = sess.run(None, {"crops": np.full((b, 3, 120, 120), 100, np.float32)})
+        lm, params, vis, face = sess.run(None, {"crops": np.full((b, 3, 120, 120), 100, np.float32)})
         assert lm.shape == (b, 68, 3) and params.shape == (b, 62) and vis.shape == (b, 68, 3)
+        assert face.shape == (b,)
 
 
 def test_torch_and_onnx_backends_agree(onnx_file):

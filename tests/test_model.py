@@ -137,10 +137,11 @@ def test_shipped_default_matches_its_onnx_export_on_real_crops():
     crops = _real_crops(5)
     for batch in (crops[:1], crops):
         with torch.inference_mode():
-            lm, params, vis = net(batch)
-        lm_onnx, params_onnx, vis_onnx = sess.run(None, {"crops": batch.numpy()})
+            lm, params, vis, face = net(batch)
+        lm_onnx, params_onnx, vis_onnx, face_onnx = sess.run(None, {"crops": batch.numpy()})
         assert np.abs(lm_onnx - lm.numpy()).max() < 1e-4
         assert np.abs(vis_onnx - vis.numpy()).max() < 1e-4
+        assert face.shape == (len(batch),) and np.abs(face_onnx - face.numpy()).max() < 1e-4
         # raw parameters span 1e-4..1e5; compare in units of each parameter's spread
         std = net.model.face_model.param_std.numpy()
         assert (np.abs(params_onnx - params.numpy()) / std).max() < 1e-4

@@ -25,7 +25,7 @@ def model_card(name_or_path: str | None) -> dict:
             "landmark_frame": payload.get("landmark_frame"), "training_config": config,
             "code_commit": prov.get("code_commit"), "data": prov.get("data"),
             "epoch": prov.get("epoch"), "checkpoint": prov.get("checkpoint"),
-            "visibility": prov.get("visibility_fit")}
+            "visibility": prov.get("visibility_fit"), "face_score": prov.get("face_score_fit")}
     if name in NAMED_WEIGHTS:
         card["onnx_export_shipped"] = NAMED_ONNX.get(name)
         shipped = json.loads(resources.files("trans3dhead.assets").joinpath("model_cards.json").read_text())
@@ -73,6 +73,14 @@ def _print_card(card: dict) -> None:
               f"{rep.get('occluded', {}).get('auc', float('nan')):.3f}")
     elif card["arch"] == "trans3dhead":
         print("visibility: none (fit a head with `trans3dhead train-visibility`)")
+    fs = card.get("face_score")
+    if fs:
+        rep = fs.get("report", {})
+        aucs = ", ".join(f"{name} {r['auc']:.4f}" for name, r in rep.items() if r.get("auc") is not None)
+        print(f"face score: head fitted on {fs['faces']} faces, {fs['shifted']} crops off the face and "
+              f"{fs['non_face_crops']} non-face crops; held-out AUC against validation faces: {aucs}")
+    elif card["arch"] == "trans3dhead":
+        print("face score: none (quality from the branch agreement; fit a head with `trans3dhead train-face-score`)")
     fig = card.get("aflw2000_3d")
     if fig:
         pkg, ddfa = fig.get("package_protocol", {}), fig.get("3ddfa_protocol", {})

@@ -375,8 +375,8 @@ def register(subparsers) -> None:
                         f"{RETRY_SIZE} for a face filling the photo; landmarks always use the full image)")
     p.add_argument("--min-quality", type=unit_interval, default=DEFAULT_MIN_QUALITY, metavar="Q",
                    help="drop faces whose quality (how face-like the crop is, 0..1) is below Q (default: keep "
-                        f"every face; {RECOMMENDED_MIN_QUALITY} drops non-faces and heavy blur, and about 1%% of real "
-                        "faces; models without a landmark branch have no quality)")
+                        f"every face; {RECOMMENDED_MIN_QUALITY} drops crops off the face, most non-faces and heavy blur, "
+                        "and under 1%% of real faces; models without a landmark branch have no quality)")
     p.add_argument("--batch-size", type=positive_int, default=16, help="images (or frames) per batch (default 16)")
     p.add_argument("--threads", type=positive_int, default=None, help="CPU threads for the network and the detector")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")

@@ -15,6 +15,8 @@ Conversions at the boundaries (measured and tested in tests/test_frames.py):
 """
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 import torch
@@ -112,6 +114,30 @@ def warp_crop(image: np.ndarray, box, crop_size: int = CROP_SIZE) -> np.ndarray:
     m = crop_affine(box, crop_size)
     return cv2.warpAffine(image, m, (crop_size, crop_size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+MAX_STEP = 2.0  # image pixels per crop pixel above which the region is area-averaged first
+
+
+def extract_crop(image_bgr: np.ndarray, crop_box, crop_size: int = CROP_SIZE) -> np.ndarray:
+    """(H, W, 3) uint8 image, box x0, y0, x1, y1 (image pixels; may leave the image, zero padding)
+    -> (crop_size, crop_size, 3) uint8 crop."""
+    box = np.asarray(crop_box, dtype=np.float64)
+    step = max(box[2] - box[0], box[3] - box[1]) / crop_size
+    if step <= MAX_STEP:
+        return warp_crop(image_bgr, box, crop_size)
+    h, w = image_bgr.shape[:2]
+    ix0, iy0 = max(0, math.floor(box[0]) - 1), max(0, math.floor(box[1]) - 1)
+    ix1, iy1 = min(w, math.ceil(box[2]) + 1), min(h, math.ceil(box[3]) + 1)
+    if ix1 - ix0 < 2 or iy1 - iy0 < 2:  # the box lies outside the image
+        return np.zeros((crop_size, crop_size, 3), np.uint8)
+    region = image_bgr[iy0:iy1, ix0:ix1]
+    shrink = step / MAX_STEP
+    sw, sh = max(1, round((ix1 - ix0) / shrink)), max(1, round((iy1 - iy0) / shrink))
+    small = cv2.resize(region, (sw, sh), interpolation=cv2.INTER_AREA)
+    fx, fy = (ix1 - ix0) / sw, (iy1 - iy0) / sh  # exact factors after rounding
+    box_small = np.array([(box[0] - ix0) / fx, (box[1] - iy0) / fy, (box[2] - ix0) / fx, (box[3] - iy0) / fy])
+    return warp_crop(small, box_small, crop_size)
 
 
 def roi_box_from_landmarks(pts_img) -> np.ndarray:

@@ -38,9 +38,11 @@ class HeadAligner:
         best detector score first).
     min_quality: drop faces whose quality (FaceResult.quality, in [0, 1]: how face-like the crop is,
         inference/quality.py) is below it; default None keeps every face (each still carries its
-        quality); RECOMMENDED_MIN_QUALITY (0.4, chosen on the validation split and non-face images,
-        docs/results.md) drops non-faces and heavy blur at the cost of about 1 % of real faces. Faces of models
-        without a landmark branch (3ddfa-mb05) have no quality and are always kept.
+        quality); RECOMMENDED_MIN_QUALITY (0.5, the face score's decision point; measured on the
+        validation split, the clip and non-face images, docs/results.md) drops crops off the face,
+        most non-face crops and heavy blur at the cost of under 1 % of real faces (not animals).
+        Faces of models without a landmark branch or face score (3ddfa-mb05) have no quality and are
+        always kept.
     second_pass: re-crop around the first pass's landmarks and run the network again (off by
     default: with 3ddfa-mb05 it raised AFLW2000-3D NME, docs/detector_calibration.md).
     batch_size: images (or video frames) per batch, and crops per network call.

@@ -1,23 +1,26 @@
-"""Face quality: how face-like a crop is, in [0, 1] (higher = more face-like), from two cues that
-need nothing beyond one network run.
+"""Face quality: how face-like a crop is, in [0, 1] (higher = more face-like), from one network run.
 
-- **Branch agreement.** Trans3DHead answers twice: its landmark branch and the 68 points of its
-  fitted 3DMM. They agree on real faces and drift apart on crops that are not a face (textures,
-  animals, crops that slid off the face). ``branch_disagreement`` is their mean 2D distance in %
-  of the crop side; the agreement factor is AGREEMENT_HALF² / (AGREEMENT_HALF² + d²), 0.5 at the
-  98th percentile of validation faces (the tracker's "lost" threshold).
-- **Sharpness.** A heavily blurred crop keeps its branches in agreement too often (the network
-  fits a blurred face well), so the variance of the Laplacian of the crop's grey centre (the
-  middle two thirds of the 120x120 crop, where the face is) enters as
-  s² / (s² + SHARPNESS_HALF²).
+- **Face score** (models with a face-score head, the shipped default among them): the head's
+  probability that the crop holds a human face framed as the detector frames one, a linear read-out
+  of the last decoder layer's query states fitted against crops off the face and non-face images
+  (training/face_score.py).
+- **Branch agreement** (models without that head): Trans3DHead answers twice, its landmark branch
+  and the 68 points of its fitted 3DMM; ``branch_disagreement`` is their mean 2D distance in % of
+  the crop side, and the factor AGREEMENT_HALF² / (AGREEMENT_HALF² + d²) is 0.5 at the 98th
+  percentile of validation faces (also the tracker's "lost" threshold). With human-trained
+  landmarks this cue separates non-faces only weakly (docs/results.md, attempt 8).
+- **Sharpness.** A heavily blurred crop still looks like a face to the network, so the variance of
+  the Laplacian of the crop's grey centre (the middle two thirds of the 120x120 crop, where the
+  face is) enters as s² / (s² + SHARPNESS_HALF²).
 
-quality = agreement factor x sharpness factor. Both constants and the default threshold come from
-the AFLW validation split and non-face images (scripts/measure_face_quality.py; the figures are in
-docs/results.md, "Face-quality score"); AFLW2000-3D was not used to choose them. Models without a
-landmark branch (3ddfa-mb05, or landmarks taken from the 3DMM) have no agreement signal: their
-quality is None and no threshold applies to them. The detector score is not part of the quality:
-it is not what separates faces from non-faces (issue 13: two dogs scored 0.992 and 0.931, real faces
-as low as 0.914).
+quality = (face score or agreement factor) x sharpness factor. The constants and the recommended
+threshold come from the AFLW validation split, the shared clip and non-face images
+(scripts/measure_face_quality.py, scripts/measure_quality_constants.py; figures in docs/results.md,
+"Face-quality score"); AFLW2000-3D was not used to choose them. Models without a landmark branch
+(3ddfa-mb05, or landmarks taken from the 3DMM) and without a face-score head have no quality
+(None) and no threshold applies to them. The detector score is not part of the quality: it is not
+what separates faces from non-faces (issue 13: two dogs scored 0.992 and 0.931, real faces as low
+as 0.914).
 """
 from __future__ import annotations
 
@@ -26,21 +29,24 @@ import numpy as np
 
 # Branch disagreement (% of the crop side) where the agreement factor is 0.5: the 98th percentile
 # of the default model's disagreement on the validation split (930 faces, inference/tracking.py).
-AGREEMENT_HALF = 1.20  # 0.44 and 0.49 for the weights shipped before attempts 7 and 8 (docs/results.md)
+AGREEMENT_HALF = 1.22  # 1.20, 0.49 and 0.44 for the weights of attempts 8 and 7 and before (docs/results.md)
 # Laplacian variance (grey levels squared) of the crop centre where the sharpness factor is 0.5:
 # between validation faces (minimum 15, 1st percentile 26) and the same faces blurred with sigma
 # 6 px of the 120 crop (95th percentile 4.4).
 SHARPNESS_HALF = 8.0
 # The threshold to pass as HeadAligner(min_quality=...) / predict --min-quality to drop non-faces.
-# Rule: the lowest quality of a face the default detector finds on the shared clip (every 10th
-# frame: 0.464 with the attempt-8 weights) and the bundled photo, rounded down to 0.05, less 0.05 of margin. On the
-# validation split it kept 297 of 300 faces (0.3, attempt-7 weights); with attempt 8's, 0.4 keeps 924
-# of the 930 validation crops (network on the given crops); heavy blur and face-like textures fall below it (docs/results.md, "Face-quality score"). AFLW2000-3D was only reported on.
-RECOMMENDED_MIN_QUALITY = 0.4  # 0.3 for the weights shipped before attempt 8 (clip minimum then 0.355)
-# Off by default: no threshold keeps every real validation face (the lowest scored 0.007) while
-# rejecting the non-faces, and at the default detector threshold only one non-face detection was
-# seen at all (a cell image), against 1 % of real faces that the threshold drops (heads tilted far back).
-# Every face carries its quality; a user who needs non-faces dropped sets the threshold.
+# Rule for a model with a face-score head: 0.5, the head's decision point (its two classes were
+# weighted equally when it was fitted). With the shipped default it keeps 299 of the first 300
+# validation faces the detector finds and every face of the clip (lowest 0.916) and the bundled
+# photo, and passes 0-1.4 % of random and shifted crops and 1-2 % of heavily blurred faces
+# (docs/results.md, "Face-quality score"). Before the face score (branch agreement only) it was
+# the lowest clip face less a margin: 0.4 with the attempt-8 weights, 0.3 before them.
+RECOMMENDED_MIN_QUALITY = 0.5
+# Off by default: no threshold keeps every real validation face (the lowest scored 0.071 with the
+# face score) while rejecting the non-faces; at the default detector threshold (0.9) only one
+# non-face detection was seen at all (a cell image, quality 0.184), against 0.1-0.3 % of real faces
+# that 0.5 drops and about half of moderately blurred ones. Every face carries its quality; a user
+# who needs non-faces dropped sets the threshold.
 DEFAULT_MIN_QUALITY = None
 SOURCE_FACTOR = {"fused": 2.0, "branch": 1.0}  # disagreement = factor x |landmarks - 3DMM landmarks|
 

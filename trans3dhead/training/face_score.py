@@ -16,8 +16,9 @@ by logistic regression (L2 on standardised features, the two classes weighted eq
 
 Report (``face_score_report``), on data the fit never saw: the validation split's faces (as they
 are and jittered), the same crops shifted half off the face, random crops of the held-out images,
-scikit-image's 100 LFW non-face patches, random crops of the cat, and what the detector reports on
-the cat with its threshold lowered to 0.3. AFLW2000-3D is not read.
+scikit-image's 100 LFW non-face patches and random crops of the cat (what a detector reports on
+non-face images is measured end to end by scripts/measure_face_quality.py). AFLW2000-3D is not
+read.
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ from trans3dhead.config import Config
 from trans3dhead.data.aflw_crops import AFLWCrops, read_exclusion_lists, read_split
 from trans3dhead.errors import Trans3DHeadError
 from trans3dhead.evaluation.metrics import roc_auc
+from trans3dhead.face_model.frames import extract_crop
 from trans3dhead.model.batching import forward_crops
 from trans3dhead.model.trans3dhead import FaceScoreHead
 
@@ -91,8 +93,6 @@ def in_canvas(crop: np.ndarray) -> np.ndarray:
 
 def jittered(crop: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
     """The face re-cropped with a scale of 0.9-1.1 and a shift of up to 5 % of its side."""
-    from trans3dhead.inference.crops import extract_crop
-
     side = (FACE_BOX[2] - FACE_BOX[0]) * rng.uniform(0.9, 1.1)
     cx, cy = (FACE_BOX[:2] + FACE_BOX[2:]) / 2 + rng.uniform(-0.05, 0.05, 2) * (FACE_BOX[2] - FACE_BOX[0])
     return extract_crop(in_canvas(crop), [cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2], size)
@@ -100,37 +100,18 @@ def jittered(crop: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarra
 
 def shifted(crop: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
     """The face's crop box moved by half its side along a random diagonal."""
-    from trans3dhead.inference.crops import extract_crop
-
     d = rng.choice([-1.0, 1.0], 2) * (FACE_BOX[2] - FACE_BOX[0]) / 2
     return extract_crop(in_canvas(crop), FACE_BOX + np.r_[d, d], size)
 
 
 def random_crops(image: np.ndarray, count: int, rng: np.random.Generator, size: int) -> list[np.ndarray]:
     """count random square crops with sides of 15-60 % of the image's shorter side."""
-    from trans3dhead.inference.crops import extract_crop
-
     h, w = image.shape[:2]
     out = []
     for _ in range(count):
         side = rng.uniform(0.15, 0.6) * min(h, w)
         x0, y0 = rng.uniform(0, w - side), rng.uniform(0, h - side)
         out.append(extract_crop(image, [x0, y0, x0 + side, y0 + side], size))
-    return out
-
-
-def detector_views(image: np.ndarray) -> list[np.ndarray]:
-    """The image at half, full and double size (within 40-1400 px), each also mirrored, and turned
-    by +-30 degrees: more chances for a detector to report a face-like box."""
-    out = []
-    for s in (0.5, 1.0, 2.0):
-        v = cv2.resize(image, None, fx=s, fy=s, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
-        if max(v.shape[:2]) <= 1400 and min(v.shape[:2]) >= 40:
-            out += [v, np.ascontiguousarray(v[:, ::-1])]
-    h, w = image.shape[:2]
-    for angle in (-30, 30):
-        m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
-        out.append(cv2.warpAffine(image, m, (w, h), borderMode=cv2.BORDER_REFLECT))
     return out
 
 
@@ -253,8 +234,6 @@ def face_score_report(predictor, head: FaceScoreHead, val_crops: np.ndarray, ima
     validation faces)}} and the validation faces' percentiles."""
     import skimage.data
 
-    from trans3dhead.inference.detectors import RetinaFaceDetector
-
     def scores(crops):
         if not len(crops):
             return np.zeros(0)
@@ -264,14 +243,6 @@ def face_score_report(predictor, head: FaceScoreHead, val_crops: np.ndarray, ima
 
     lfw = np.load(Path(skimage.data.__file__).parent / "lfw_subset.npy")[100:]  # its non-face half
     animals = [n for n in held_out if n in ANIMAL_IMAGES]
-    from trans3dhead.inference.crops import extract_crop
-
-    detector = RetinaFaceDetector(score_threshold=0.3, threads=1)
-
-    animal_detections = []
-    for n in animals:
-        for v in detector_views(images[n]):
-            animal_detections += [extract_crop(v, detector.crop_box(d), size) for d in detector.detect(v)]
     faces = scores(list(val_crops))
     faces_jittered = scores([jittered(c, rng, size) for c in val_crops])
     groups = {
@@ -282,7 +253,6 @@ def face_score_report(predictor, head: FaceScoreHead, val_crops: np.ndarray, ima
         "LFW non-face patches": scores([np.repeat((cv2.resize(p, (size, size)) * 255).astype(np.uint8)[..., None], 3, -1)
                                         for p in lfw]),
         "random crops of the cat": scores([c for n in animals for c in random_crops(images[n], 40, rng, size)]),
-        "detector reports on the cat (threshold 0.3)": scores(animal_detections),
     }
     p1 = float(np.percentile(faces, 1)) if len(faces) else float("nan")
     out = {"validation faces": {"n": int(len(faces)), "p1": p1, "median": float(np.median(faces)) if len(faces) else None,
