@@ -61,3 +61,33 @@ def set_threads(n: int | None) -> None:
     if n:
         import torch
         torch.set_num_threads(n)
+
+
+def run_head_stage(args, fit, format_report, head: str) -> int:
+    """A recipe stage that fits one head on a trained network kept frozen (train-visibility,
+    train-face-score): fit(config, payload) -> (payload with the head, report); the weights file is
+    written, the report printed and, with --report, written as JSON."""
+    import json
+
+    from trans3dhead.config import load_config
+    from trans3dhead.fileio import atomic_write_text
+    from trans3dhead.weights import read_weights, resolve_weights, save_weights
+
+    config = load_config(args.config, args.overrides)
+    set_threads(args.threads or config.train.threads)
+    out, report = fit(config, read_weights(resolve_weights(args.weights)))
+    save_weights(args.output, out)
+    print(format_report(report))
+    if args.report:
+        atomic_write_text(args.report, json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.output} (the network of {args.weights} with a {head} head)")
+    return 0
+
+
+def add_head_stage_arguments(p, config_example: str, override_example: str) -> None:
+    p.add_argument("--config", required=True, help=f"YAML file with the stage's sections, e.g. {config_example}")
+    p.add_argument("--weights", required=True, help="a named model, weights file or training checkpoint")
+    p.add_argument("-o", "--output", required=True, help="the weights file (.pt) to write")
+    p.add_argument("--threads", type=int, help="CPU threads (default: the config's train.threads)")
+    p.add_argument("--report", help="also write the report as JSON here")
+    p.add_argument("overrides", nargs="*", help=f"dotted overrides, e.g. {override_example}")

@@ -2,35 +2,17 @@
 frozen, on MERL-RAV's classes (training/visibility.py), and write the weights file with the head."""
 from __future__ import annotations
 
-import json
-
 
 def cmd_train_visibility(args) -> int:
-    from trans3dhead.cli.common import set_threads
-    from trans3dhead.config import load_config
-    from trans3dhead.fileio import atomic_write_text
+    from trans3dhead.cli.common import run_head_stage
     from trans3dhead.training.visibility import fit_visibility, format_report
-    from trans3dhead.weights import read_weights, resolve_weights, save_weights
 
-    config = load_config(args.config, args.overrides)
-    set_threads(args.threads or config.train.threads)
-    payload = read_weights(resolve_weights(args.weights))
-    out, reports = fit_visibility(config, payload)
-    save_weights(args.output, out)
-    print(format_report(reports))
-    if args.report:
-        atomic_write_text(args.report, json.dumps(reports, indent=2) + "\n")
-    print(f"wrote {args.output} (the network of {args.weights} with a visibility head)")
-    return 0
+    return run_head_stage(args, fit_visibility, format_report, "visibility")
 
 
 def register(sub) -> None:
+    from trans3dhead.cli.common import add_head_stage_arguments
+
     p = sub.add_parser("train-visibility", help="fit the per-landmark visibility head on a trained network")
-    p.add_argument("--config", required=True, help="YAML file with the data and visibility sections, "
-                   "e.g. configs/visibility.yaml")
-    p.add_argument("--weights", required=True, help="a named model, weights file or training checkpoint")
-    p.add_argument("-o", "--output", required=True, help="the weights file (.pt) to write")
-    p.add_argument("--threads", type=int, help="CPU threads (default: the config's train.threads)")
-    p.add_argument("--report", help="also write the validation report as JSON here")
-    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. visibility.hidden=64")
+    add_head_stage_arguments(p, "configs/visibility.yaml (data and visibility sections)", "visibility.hidden=64")
     p.set_defaults(func=cmd_train_visibility)
