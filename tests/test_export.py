@@ -202,3 +202,14 @@ def test_half_storage_export_matches_the_half_weights_on_real_crops(tmp_path, af
     lm_o, p_o = sess.run(None, {"crops": crops.transpose(0, 3, 1, 2).astype(np.float32)})[:2]
     assert np.abs(lm_o - lm_t).max() < 1e-4
     assert (np.abs(p_o - p_t) / load_bfm_arrays()["param_std"]).max() < 1e-4
+
+
+def test_shipped_weights_stay_under_the_size_bound():
+    """Issue 12: all shipped weights (.pt and .onnx of every named model) together under 50 MB, and
+    every named model ships both files."""
+    from trans3dhead.weights import NAMED_ONNX, NAMED_WEIGHTS, named_asset
+
+    assert set(NAMED_ONNX) == set(NAMED_WEIGHTS)
+    files = [named_asset(f, name) for table in (NAMED_WEIGHTS, NAMED_ONNX) for name, f in table.items()]
+    total = sum(f.stat().st_size for f in files)
+    assert total < 50e6, f"{total / 1e6:.1f} MB of shipped weights"
