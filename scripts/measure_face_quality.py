@@ -115,7 +115,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     aligner = HeadAligner(model=args.model, detector=RetinaFaceDetector(score_threshold=0.3, threads=1), threads=1,
                           min_quality=None)
-    factor = 2.0 if aligner.landmark_source == "fused" else 1.0
+    factor = aligner.disagreement_factor
     rows: list[tuple] = []
 
     def add(group, label, image, faces, name=""):

@@ -25,7 +25,7 @@ from trans3dhead import HeadAligner
 from trans3dhead.config import NEAR_DUPLICATES
 from trans3dhead.data.aflw_crops import AFLWCrops, read_exclusion_lists, read_split
 from trans3dhead.inference.detectors import RetinaFaceDetector
-from trans3dhead.inference.quality import SOURCE_FACTOR, crop_sharpness, quality_from_cues
+from trans3dhead.inference.quality import crop_sharpness, quality_from_cues
 from trans3dhead.weights import build_network, predict_crops, read_weights, resolve_weights
 
 
@@ -91,7 +91,7 @@ def main():
         for variant in tq._variants(img):
             for f in low(variant):
                 # the shipped landmarks may be fused (half way): scaled back to branch - 3DMM as the quality does
-                d = SOURCE_FACTOR[low.landmark_source] * (f.landmarks_2d - f.landmarks_3dmm[:, :2]) \
+                d = low.disagreement_factor * (f.landmarks_2d - f.landmarks_3dmm[:, :2]) \
                     / (f.crop_box[2] - f.crop_box[0]) * 100
                 for k, v in cues(d[None], offset).items():
                     ratios[k].append(float(v[0]) / p98[k])

@@ -5,6 +5,7 @@ same scoring as training's per-epoch validation (trans3dhead/evaluation/validati
 the exclusion lists (default: the near-duplicates of AFLW2000-3D photos) are left out.
 
     python scripts/validate.py 3ddfa-mb05 trans3dhead runs/attempt7/checkpoints/last.ckpt
+    python scripts/validate.py trans3dhead --branch-weight 0.7 --branch-weight 0.9  # other fusions
 """
 import argparse
 import json
@@ -29,6 +30,8 @@ def main():
     parser.add_argument("--split", default="configs/splits/aflw_crops_val.txt")
     parser.add_argument("--exclude", action="append", default=None,
                         help=f"exclusion list CSV (repeatable; default {NEAR_DUPLICATES}; 'none' for no list)")
+    parser.add_argument("--branch-weight", type=float, action="append", default=[],
+                        help="also score fused = W x branch + (1 - W) x 3DMM landmarks (repeatable)")
     parser.add_argument("--json")
     args = parser.parse_args()
     torch.set_num_threads(2)
@@ -55,6 +58,8 @@ def main():
         for source in (["branch", "3dmm"] if payload["arch"] == "trans3dhead" else []):
             payload["model_config"] = {**payload["model_config"], "landmark_source": source}
             sources[source] = predict_crops(build_network(payload), crops)[0]
+        for w in args.branch_weight if "branch" in sources else []:
+            sources[f"fused@{w:g}"] = w * sources["branch"] + (1.0 - w) * sources["3dmm"]
         results[name] = validation_scores(sources, teacher, h_lm, h_w)
     print(f"validation split: {len(idx)} crops ({len(excluded & names)} excluded); human-labelled with all inner "
           f"points: {int(fully_labelled_inner(h_w).sum())}")
@@ -62,7 +67,7 @@ def main():
     first = next(iter(results.values()))
     print(f"| teacher (flip-averaged) | - | {first['nme_human_inner_teacher']:.3f} |")
     for name, r in results.items():
-        for source in ("branch", "3dmm", "fused"):
+        for source in ("branch", "3dmm", "fused", *(f"fused@{w:g}" for w in args.branch_weight)):
             if f"nme_teacher_{source}" in r:
                 print(f"| {name} [{source}] | {r[f'nme_teacher_{source}']:.3f} | {r[f'nme_human_inner_{source}']:.3f} |")
     if args.json:

@@ -68,6 +68,9 @@ def test_yaml_file_values_are_checked_too(tmp_path):
 def test_model_config_rejects_an_unknown_landmark_source_however_built():
     with pytest.raises(Trans3DHeadError, match="fusd"):
         ModelConfig(landmark_source="fusd")
+    for bad in (0.0, 1.5):
+        with pytest.raises(Trans3DHeadError, match="branch_weight"):
+            ModelConfig(landmark_source="fused", branch_weight=bad)
 
 
 def test_train_command_reports_a_bad_override_in_one_line(run_cli):

@@ -77,6 +77,7 @@ TINY = dict(backbone_width=0.25, dim=16, num_layers=3, num_heads=2, ffn_dim=32)
 
 @pytest.mark.parametrize("switches", [dict(), dict(qamem=False), dict(cross_branch=False), dict(marr=False),
                                       dict(landmark_source="fused"), dict(landmark_source="3dmm"),
+                                      dict(landmark_source="fused", branch_weight=0.8),
                                       dict(visibility=True), dict(visibility=True, visibility_hidden=8,
                                                                   landmark_source="fused"),
                                       dict(face_score=True), dict(visibility=True, face_score=True,

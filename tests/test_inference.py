@@ -264,6 +264,25 @@ def test_fused_landmarks_are_the_mean_of_the_branch_and_the_3dmm_decode(aflw2000
     gap = np.linalg.norm(branch[..., :2] - dmm[..., :2], axis=-1).mean()
     assert gap > 0.05, gap  # measured: 0.14 px mean on these 5 crops (the cross-branch loss pulls them together)
     np.testing.assert_allclose(fused, (branch + dmm) / 2, atol=1e-4)
+    weighted = Trans3DHeadPredictor.from_config({**payload["model_config"], "branch_weight": 0.8})
+    weighted.load_state_dict(payload["state_dict"], strict=True)
+    with torch.inference_mode():
+        np.testing.assert_allclose(weighted.eval()(x)[0].numpy(), 0.8 * branch + 0.2 * dmm, atol=1e-4)
     with torch.inference_mode():
         shipped = load_network(MODEL)(x)[0]
     np.testing.assert_allclose(shipped.numpy(), fused, atol=1e-5)
+
+
+def test_disagreement_factor_maps_the_answer_gap_back_to_the_branch_gap():
+    """The quality's branch agreement needs |branch - 3DMM|; a fused answer sits w of the way from
+    the 3DMM landmarks to the branch, so its gap is scaled by 1 / w (2 for the shipped even mean)."""
+    from trans3dhead.weights import disagreement_factor_of, read_weights, resolve_weights
+
+    payload = read_weights(resolve_weights(MODEL))
+    assert disagreement_factor_of(payload) == 2.0
+    assert HeadAligner(model=MODEL).disagreement_factor == 2.0
+    cfg = payload["model_config"]
+    assert disagreement_factor_of({**payload, "model_config": {**cfg, "branch_weight": 0.8}}) == 1.25
+    assert disagreement_factor_of({**payload, "model_config": {**cfg, "landmark_source": "branch"}}) == 1.0
+    assert disagreement_factor_of({**payload, "model_config": {**cfg, "landmark_source": "3dmm"}}) is None
+    assert disagreement_factor_of(read_weights(resolve_weights("3ddfa-mb05"))) is None

@@ -34,7 +34,8 @@ class ModelConfig:
     cross_branch: bool = True
     param_branch: bool = True  # False: landmark branch only (parameters stay at the mean)
     dropout: float = 0.0
-    landmark_source: str = "branch"  # final answer: "branch", "3dmm" or "fused" (their mean)
+    landmark_source: str = "branch"  # final answer: "branch", "3dmm" or "fused" (their weighted mean)
+    branch_weight: float = 0.5  # fused = branch_weight x branch + (1 - branch_weight) x 3DMM landmarks
     visibility: bool = False  # a per-landmark visibility head (fitted by `trans3dhead train-visibility`)
     visibility_hidden: int = 0  # its shared hidden width; 0 = each landmark's own linear map of its query
     face_score: bool = False  # a face-score head (fitted by `trans3dhead train-face-score`)
@@ -43,6 +44,8 @@ class ModelConfig:
         if self.landmark_source not in LANDMARK_SOURCES:  # also checks weights files' model_config
             raise Trans3DHeadError(f"model.landmark_source={self.landmark_source!r}: must be one of "
                                    f"{', '.join(LANDMARK_SOURCES)}")
+        if not 0.0 < self.branch_weight <= 1.0:
+            raise Trans3DHeadError(f"model.branch_weight={self.branch_weight!r}: must be in (0, 1]")
 
 
 @dataclass

@@ -122,6 +122,18 @@ def landmark_source_of(payload: dict) -> str:
     return payload["model_config"].get("landmark_source", "branch")
 
 
+def disagreement_factor_of(payload: dict) -> float | None:
+    """What scales |answered landmarks - 3DMM landmarks| back to |branch - 3DMM landmarks|: 1 for
+    the branch's answer, 1 / branch_weight for fused landmarks, None for a network whose answer is
+    its 3DMM's (no second answer to compare)."""
+    source = landmark_source_of(payload)
+    if source == "branch":
+        return 1.0
+    if source == "fused":
+        return 1.0 / float(payload["model_config"].get("branch_weight", 0.5))
+    return None
+
+
 def predict_crops(net: nn.Module, crops_bgr, batch_size: int = 128, progress=None):
     """Run a network over (N, S, S, 3) uint8 BGR crops -> landmarks (N, 68, 3), params (N, 62)
     (a visibility output, where the network has one, is not returned)."""

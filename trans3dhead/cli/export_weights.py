@@ -10,6 +10,8 @@ def cmd_export_weights(args) -> int:
     config = dict(payload["model_config"])
     if args.landmark_source:
         config["landmark_source"] = args.landmark_source
+    if args.branch_weight is not None:
+        config["branch_weight"] = args.branch_weight
     state = payload["state_dict"]
     if args.half:  # float16 storage: the loader copies it into the float32 network
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
@@ -30,6 +32,9 @@ def register(sub) -> None:
     p.add_argument("-o", "--output", required=True, help="the weights file (.pt) to write")
     p.add_argument("--landmark-source", choices=["branch", "3dmm", "fused"], default=None,
                    help="the final landmark answer (chosen on the validation split); default: as trained")
+    p.add_argument("--branch-weight", type=float, default=None, metavar="W",
+                   help="fused landmarks = W x branch + (1 - W) x 3DMM landmarks (chosen on the validation "
+                        "split); default: as trained (0.5)")
     p.add_argument("--half", action="store_true",
                    help="store the weights as float16 (half the file; the network still computes in float32)")
     p.set_defaults(func=cmd_export_weights)

@@ -72,6 +72,7 @@ class HeadAligner:
         self.network = build_backend(self.model_name, backend, device, threads)
         self.crop_size = self.network.crop_size
         self.landmark_source = self.network.landmark_source
+        self.disagreement_factor = self.network.disagreement_factor
         self.max_faces = max_faces
         self.min_quality = min_quality
         self.second_pass = second_pass
@@ -192,7 +193,7 @@ class HeadAligner:
 
     def _face(self, det, crop_box, lm_crop, params, sharpness: float, extra: dict) -> FaceResult:
         face = _face_result(det, crop_box, lm_crop, params, self.crop_size, extra.get("visibility"))
-        quality = face_quality(face, sharpness, self.landmark_source, extra.get("face_score"))
+        quality = face_quality(face, sharpness, self.disagreement_factor, extra.get("face_score"))
         return face if quality is None else face.with_updates(quality=quality)
 
     def tracker(self, detect_every: int = 10, smooth: bool = False, **options):

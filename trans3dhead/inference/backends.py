@@ -105,9 +105,12 @@ def _join(outs: list, names: tuple[str, ...]):
 def build_backend(model: str | None, backend: str = "torch", device: str = "cpu", threads: int | None = None):
     """model: a named model, a weights file or (backend "onnx") an exported .onnx file. The runner's
     ``landmark_source`` says which landmarks it answers with (branch, 3dmm or fused; None for an
-    .onnx file, which does not record it)."""
-    from trans3dhead.weights import (DEFAULT_MODEL, NAMED_ONNX, build_network, crop_size_of, landmark_source_of,
-                                     named_asset, read_weights, resolve_weights)
+    .onnx file, which does not record it) and ``disagreement_factor`` how far apart its branch and
+    3DMM landmarks are per unit of the gap between its answer and its 3DMM landmarks (None: no
+    branch, or unknown)."""
+    from trans3dhead.weights import (DEFAULT_MODEL, NAMED_ONNX, build_network, crop_size_of,
+                                     disagreement_factor_of, landmark_source_of, named_asset, read_weights,
+                                     resolve_weights)
 
     if backend not in BACKENDS:
         raise Trans3DHeadError(f"backend '{backend}': choose one of {', '.join(BACKENDS)}")
@@ -120,7 +123,7 @@ def build_backend(model: str | None, backend: str = "torch", device: str = "cpu"
         if not Path(model).is_file():
             raise Trans3DHeadError(f"{model}: no such ONNX file")
         runner = OnnxBackend(Path(model), threads)
-        runner.landmark_source = None
+        runner.landmark_source = runner.disagreement_factor = None
         return runner
     payload = read_weights(resolve_weights(model))
     name = model or DEFAULT_MODEL
@@ -133,4 +136,5 @@ def build_backend(model: str | None, backend: str = "torch", device: str = "cpu"
 
         runner = OnnxBackend(export_onnx_bytes(build_network(payload), crop_size=crop_size_of(payload)), threads)
     runner.landmark_source = landmark_source_of(payload)
+    runner.disagreement_factor = disagreement_factor_of(payload)
     return runner

@@ -48,13 +48,12 @@ RECOMMENDED_MIN_QUALITY = 0.5
 # that 0.5 drops and about half of moderately blurred ones. Every face carries its quality; a user
 # who needs non-faces dropped sets the threshold.
 DEFAULT_MIN_QUALITY = None
-SOURCE_FACTOR = {"fused": 2.0, "branch": 1.0}  # disagreement = factor x |landmarks - 3DMM landmarks|
 
 
 def branch_disagreement(face, factor: float) -> float:
     """Mean 2D distance between the landmark branch and the 3DMM landmarks of a FaceResult, % of
-    the crop side. factor: SOURCE_FACTOR of the model's landmark source (fused landmarks sit half
-    way between the two answers)."""
+    the crop side. factor: the network's disagreement_factor (fused landmarks sit part of the way
+    between the two answers: 2 for an even mean)."""
     gap = np.linalg.norm(face.landmarks_2d - face.landmarks_3dmm[:, :2], axis=1).mean()
     return float(factor * gap / (face.crop_box[2] - face.crop_box[0]) * 100.0)
 
@@ -77,13 +76,12 @@ def sharpness_factor(sharpness: float) -> float:
     return float(sharpness ** 2 / (sharpness ** 2 + SHARPNESS_HALF ** 2))
 
 
-def face_quality(face, sharpness: float, landmark_source: str | None, face_score: float | None = None) -> float | None:
+def face_quality(face, sharpness: float, factor: float | None, face_score: float | None = None) -> float | None:
     """The quality of a FaceResult whose crop had this sharpness. A model with a face-score head:
     face score x sharpness factor. Otherwise the branch agreement x sharpness factor, and None for a
-    model without a landmark branch (landmark_source "3dmm" or unknown)."""
+    model without a landmark branch (factor None: landmark_source "3dmm" or unknown)."""
     if face_score is not None:
         return float(face_score) * sharpness_factor(sharpness)
-    factor = SOURCE_FACTOR.get(landmark_source)
     if factor is None:
         return None
     return quality_from_cues(branch_disagreement(face, factor), sharpness)

@@ -36,7 +36,7 @@ from trans3dhead.errors import Trans3DHeadError
 from trans3dhead.face_model.frames import roi_box_from_landmarks
 from trans3dhead.inference.detectors.base import Detection
 from trans3dhead.inference.images import load_image
-from trans3dhead.inference.quality import AGREEMENT_HALF, SOURCE_FACTOR, branch_disagreement  # noqa: F401
+from trans3dhead.inference.quality import AGREEMENT_HALF, branch_disagreement  # noqa: F401
 from trans3dhead.inference.results import FaceResult
 from trans3dhead.inference.video import OneEuroFilter, smooth_face
 
@@ -121,7 +121,7 @@ class FaceTracker:
         self.fps = fps
         self.cut_detector = ShotCutDetector() if shot_cuts is True else (shot_cuts or None)
         self.max_missed = max_missed
-        self.factor = SOURCE_FACTOR.get(aligner.landmark_source)
+        self.factor = aligner.disagreement_factor
         self.frames = self.detections = self.cuts = 0
         self._tracks: list[_Track] = []
         self._next_id = 0

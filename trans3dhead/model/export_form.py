@@ -169,6 +169,7 @@ class Trans3DHeadExportForm(nn.Module):
         if heads.param_embed.shape[0] == 0:
             raise ValueError("the export form needs the 3DMM branch (model.param_branch=true)")
         self.source = cfg.landmark_source
+        self.branch_weight = float(cfg.branch_weight)
         self.marr = heads.marr
         self.num_lm = dec.num_landmarks
         self.backbone, self.input_proj = model.backbone, model.input_proj
@@ -239,7 +240,8 @@ class Trans3DHeadExportForm(nn.Module):
         params = par.reshape(-1, self.nq - self.num_lm) * self.param_std + self.param_mean
         if self.decode is not None:
             lm_3dmm = self.decode(params)
-            lm = lm_3dmm if self.source == "3dmm" else (lm + lm_3dmm) * 0.5
+            w = self.branch_weight
+            lm = lm_3dmm if self.source == "3dmm" else lm * w + lm_3dmm * (1.0 - w)
         return (lm, params, *head_outputs(x, self.visibility_head, self.face_score_head))
 
     @property

@@ -148,7 +148,8 @@ class Trans3DHeadPredictor(nn.Module):
         source = self.config.landmark_source
         if source != "branch":
             lm_3dmm = self.model.face_model.landmarks_crop(params, self.model.crop_size)
-            lm = lm_3dmm if source == "3dmm" else (lm + lm_3dmm) / 2
+            w = self.config.branch_weight
+            lm = lm_3dmm if source == "3dmm" else w * lm + (1.0 - w) * lm_3dmm
         return (lm, params, *head_outputs(queries, self.model.visibility_head, self.model.face_score_head))
 
 
@@ -171,4 +172,5 @@ def head_outputs(queries: torch.Tensor, visibility_head, face_score_head) -> lis
 def build_model(config: ModelConfig) -> Trans3DHead:
     kwargs = asdict(config)
     kwargs.pop("landmark_source")
+    kwargs.pop("branch_weight")
     return Trans3DHead(**kwargs)
