@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 
 from trans3dhead.fileio import to_bgr_uint8
+from trans3dhead.training.face_score import detector_views, in_canvas
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -50,21 +51,6 @@ def synthetic_images(rng) -> dict[str, np.ndarray]:
     return synthetic_textures(rng)
 
 
-def variants(img: np.ndarray) -> list[np.ndarray]:
-    """Scaled, flipped and rotated copies: more chances for the detector to see a face."""
-    out = []
-    for s in (0.5, 1.0, 2.0):
-        v = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
-        if max(v.shape[:2]) > 1400 or min(v.shape[:2]) < 40:
-            continue
-        out += [v, v[:, ::-1].copy()]
-    h, w = img.shape[:2]
-    for ang in (-30, 30):
-        m = cv2.getRotationMatrix2D((w / 2, h / 2), ang, 1.0)
-        out.append(cv2.warpAffine(img, m, (w, h), borderMode=cv2.BORDER_REFLECT))
-    return out
-
-
 def val_names() -> list[str]:
     import csv
 
@@ -72,11 +58,6 @@ def val_names() -> list[str]:
     with open(DATA / "aflw_crops/excluded_near_duplicates_of_aflw2000_3d.csv") as f:
         excluded = {row["crop_name"] for row in csv.DictReader(f)}
     return [n for n in names if n not in excluded]
-
-
-def in_canvas(crop: np.ndarray, scale: float = 2.0, pad: int = 80) -> np.ndarray:
-    big = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
-    return cv2.copyMakeBorder(big, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
 
 
 def main() -> None:
@@ -134,7 +115,7 @@ def main() -> None:
     held_out = args.held_out_from is not None
     # Negatives: detector hits and random given boxes on non-face images
     for name, img in ({} if held_out else {**skimage_images(), **synthetic_images(rng)}).items():
-        for v in variants(img):
+        for v in detector_views(img):
             detect("neg_detected", 0, v, name)
         h, w = img.shape[:2]
         for _ in range(12):

@@ -26,6 +26,7 @@ from trans3dhead.config import NEAR_DUPLICATES
 from trans3dhead.data.aflw_crops import AFLWCrops, read_exclusion_lists, read_split
 from trans3dhead.inference.detectors import RetinaFaceDetector
 from trans3dhead.inference.quality import crop_sharpness, quality_from_cues
+from trans3dhead.training.face_score import detector_views
 from trans3dhead.weights import build_network, predict_crops, read_weights, resolve_weights
 
 
@@ -88,7 +89,7 @@ def main():
     ratios = {k: [] for k in p98}
     images = {name: tq._skimage_bgr(name) for name in tq.NON_FACE_IMAGES} | tq._textures()
     for img in images.values():
-        for variant in tq._variants(img):
+        for variant in detector_views(img):
             for f in low(variant):
                 # the shipped landmarks may be fused (half way): scaled back to branch - 3DMM as the quality does
                 d = low.disagreement_factor * (f.landmarks_2d - f.landmarks_3dmm[:, :2]) \

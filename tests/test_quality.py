@@ -26,6 +26,7 @@ from trans3dhead.errors import Trans3DHeadError
 from trans3dhead.fileio import to_bgr_uint8
 from trans3dhead.inference.quality import (AGREEMENT_HALF, DEFAULT_MIN_QUALITY, RECOMMENDED_MIN_QUALITY, SHARPNESS_HALF, crop_sharpness,
                                            quality_from_cues)
+from trans3dhead.training.face_score import detector_views
 
 # scikit-image data images without a face (astronaut and camera show people)
 NON_FACE_IMAGES = ("chelsea", "coffee", "rocket", "brick", "grass", "gravel", "cell", "color", "coins", "moon",
@@ -49,22 +50,6 @@ def _textures() -> dict[str, np.ndarray]:
             "smooth_noise": grey((smooth - smooth.mean()) / smooth.std() * 50 + 128),
             "stripes": grey((np.sin(xx / 6.0) > 0) * 255), "checker": grey(((xx // 30 + yy // 30) % 2) * 255),
             "rings": grey(127 + 127 * np.sin(np.hypot(xx - 180, yy - 180) / 8))}
-
-
-def _variants(img: np.ndarray) -> list[np.ndarray]:
-    """The image at three scales, each also mirrored, and turned by +-30 degrees: more chances
-    for the detector to see a face in it (as scripts/measure_face_quality.py does)."""
-    out = []
-    for s in (0.5, 1.0, 2.0):
-        v = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
-        if max(v.shape[:2]) > 1400 or min(v.shape[:2]) < 40:
-            continue
-        out += [v, np.ascontiguousarray(v[:, ::-1])]
-    h, w = img.shape[:2]
-    for angle in (-30, 30):
-        m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
-        out.append(cv2.warpAffine(img, m, (w, h), borderMode=cv2.BORDER_REFLECT))
-    return out
 
 
 def _val_names(n: int) -> list[str]:
@@ -109,7 +94,7 @@ def test_non_face_images_give_no_face(keep_all, aligner):
     images = {name: _skimage_bgr(name) for name in NON_FACE_IMAGES} | _textures()
     reported = {}
     for name, img in images.items():
-        for k, v in enumerate(_variants(img)):
+        for k, v in enumerate(detector_views(img)):
             for f in keep_all(v):
                 assert 0.0 <= f.quality <= 1.0
                 reported[f"{name}[{k}]"] = (round(f.score, 3), round(f.quality, 3))
@@ -118,7 +103,7 @@ def test_non_face_images_give_no_face(keep_all, aligner):
     # ... and the quality rejects all of it
     assert all(q < RECOMMENDED_MIN_QUALITY for _, q in reported.values()), reported
     for name in ("chelsea", "cell"):  # the cat, and the image the detector is fooled by, at default settings
-        assert all(aligner(v) == [] for v in _variants(images[name]))
+        assert all(aligner(v) == [] for v in detector_views(images[name]))
 
 
 @pytest.mark.slow
@@ -208,7 +193,7 @@ def test_cli_min_quality(tmp_path, capsys):
 
 
 def test_tracker_starts_no_track_on_a_non_face(aligner):
-    fooled = _variants(_skimage_bgr("cell"))  # the detector reports a face on one of these
+    fooled = detector_views(_skimage_bgr("cell"))  # the detector reports a face on one of these
     tracker = aligner.tracker(detect_every=1)
     assert all(tracker(v) == [] for v in fooled)
     tracker = aligner.tracker()

@@ -84,6 +84,23 @@ def synthetic_textures(rng: np.random.Generator, side: int = 360) -> dict[str, n
     return out
 
 
+def detector_views(img: np.ndarray) -> list[np.ndarray]:
+    """An image at half, full and double scale (each also mirrored; none over 1400 or under 40 px)
+    and turned by -30 and +30 degrees: more chances for a detector to see a face in a non-face image
+    (the negatives of scripts/measure_face_quality.py and tests/test_quality.py)."""
+    out = []
+    for s in (0.5, 1.0, 2.0):
+        v = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+        if max(v.shape[:2]) > 1400 or min(v.shape[:2]) < 40:
+            continue
+        out += [v, np.ascontiguousarray(v[:, ::-1])]
+    h, w = img.shape[:2]
+    for angle in (-30, 30):
+        m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+        out.append(cv2.warpAffine(img, m, (w, h), borderMode=cv2.BORDER_REFLECT))
+    return out
+
+
 def in_canvas(crop: np.ndarray) -> np.ndarray:
     """A face crop scaled by CANVAS_SCALE inside a border of CANVAS_PAD replicated pixels, so that
     crops shifted or scaled around it see plausible surroundings."""
