@@ -33,6 +33,19 @@ def test_flip_averaged_labels_are_mirror_equivariant():
     assert gap > 0.2, "without flip averaging the teacher is not mirror-consistent (measured ~1 px)"
 
 
+def test_a_trained_trans3dhead_can_be_the_teacher():
+    """A teacher ladder: the shipped Trans3DHead labels crops as the reference does, flip-averaged
+    and mirror-equivariant, its parameters decoding to the 3DMM landmarks it was trained to give."""
+    teacher = Teacher(load_network("trans3dhead"))
+    x = _crops()
+    a, b = teacher(x), teacher(x.flip(-1))
+    assert a["lm"].shape == (6, 68, 3) and a["params"].shape == (6, 62) and a["pose_deg"].shape == (6, 3)
+    np.testing.assert_allclose(mirror_landmarks(b["lm"].numpy(), 120), a["lm"].numpy(), atol=1e-3)
+    ref = Teacher(load_network("3ddfa-mb05"))(x)
+    gap = np.linalg.norm(a["lm"][..., :2].numpy() - ref["lm"][..., :2].numpy(), axis=-1).mean()
+    assert 0.1 < gap < 3.0, gap  # its own answers, near the reference's on real crops
+
+
 def test_label_command_writes_cache_with_provenance(tmp_path):
     out = tmp_path / "labels.npz"
     subprocess.run([sys.executable, "-m", "trans3dhead.cli", "label", "--data-root", str(DATA / "aflw_crops"),

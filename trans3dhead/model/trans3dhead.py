@@ -138,6 +138,12 @@ class Trans3DHeadPredictor(nn.Module):
     def output_names(self) -> tuple[str, ...]:
         return output_names_of(self.model.visibility_head, self.model.face_score_head)
 
+    @property
+    def face_model(self):
+        """The 3DMM its parameters decode with (as the reference network's), so that a trained
+        Trans3DHead can label crops as a teacher (`trans3dhead label --teacher WEIGHTS`)."""
+        return self.model.face_model
+
     def forward(self, crops: torch.Tensor):
         """crops (B, 3, 120, 120) float32 BGR 0..255 -> landmarks (B, 68, 3), params (B, 62)
         [, visibility (B, 68, 3) probabilities, VISIBILITY_CLASSES order, when the model has the head]
