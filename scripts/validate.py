@@ -6,6 +6,7 @@ the exclusion lists (default: the near-duplicates of AFLW2000-3D photos) are lef
 
     python scripts/validate.py 3ddfa-mb05 trans3dhead runs/attempt7/checkpoints/last.ckpt
     python scripts/validate.py trans3dhead --branch-weight 0.7 --branch-weight 0.9  # other fusions
+    python scripts/validate.py trans3dhead --flip   # answers averaged with the mirrored crops'
 """
 import argparse
 import json
@@ -18,6 +19,7 @@ from trans3dhead.config import NEAR_DUPLICATES
 from trans3dhead.data.aflw_crops import AFLWCrops, read_exclusion_lists, read_split
 from trans3dhead.data.merl_rav import MerlRav
 from trans3dhead.evaluation.validation import fully_labelled_inner, validation_scores
+from trans3dhead.face_model.landmarks68 import mirror_landmarks
 from trans3dhead.training.labels import Teacher, label_crops
 from trans3dhead.weights import build_network, predict_crops, read_weights, resolve_weights
 
@@ -32,6 +34,8 @@ def main():
                         help=f"exclusion list CSV (repeatable; default {NEAR_DUPLICATES}; 'none' for no list)")
     parser.add_argument("--branch-weight", type=float, action="append", default=[],
                         help="also score fused = W x branch + (1 - W) x 3DMM landmarks (repeatable)")
+    parser.add_argument("--flip", action="store_true",
+                        help="score each model's answers averaged with those of the mirrored crops (test-time flip)")
     parser.add_argument("--json")
     args = parser.parse_args()
     torch.set_num_threads(2)
@@ -49,20 +53,26 @@ def main():
             pts, vis = human["pts68"][pos[int(i)]], human["visibility"][pos[int(i)]]
             h_w[j] = np.isfinite(pts).all(-1) & (vis > 0)
             h_lm[j] = np.nan_to_num(pts)
+    flipped = np.ascontiguousarray(crops[:, :, ::-1])
+
+    def predict(net):
+        lm = predict_crops(net, crops)[0]
+        return (lm + mirror_landmarks(predict_crops(net, flipped)[0], crops.shape[2])) / 2 if args.flip else lm
+
     results = {}
     for name in args.models:
         payload = read_weights(resolve_weights(name))
         sources = {}
         if payload["arch"] != "trans3dhead":  # the reference: its landmarks are its 3DMM's
-            sources["3dmm"] = predict_crops(build_network(payload), crops)[0]
+            sources["3dmm"] = predict(build_network(payload))
         for source in (["branch", "3dmm"] if payload["arch"] == "trans3dhead" else []):
             payload["model_config"] = {**payload["model_config"], "landmark_source": source}
-            sources[source] = predict_crops(build_network(payload), crops)[0]
+            sources[source] = predict(build_network(payload))
         for w in args.branch_weight if "branch" in sources else []:
             sources[f"fused@{w:g}"] = w * sources["branch"] + (1.0 - w) * sources["3dmm"]
         results[name] = validation_scores(sources, teacher, h_lm, h_w)
     print(f"validation split: {len(idx)} crops ({len(excluded & names)} excluded); human-labelled with all inner "
-          f"points: {int(fully_labelled_inner(h_w).sum())}")
+          f"points: {int(fully_labelled_inner(h_w).sum())}" + ("; models scored flip-averaged" if args.flip else ""))
     print("| model [landmarks] | NME vs teacher (68) | NME vs MERL-RAV (inner 51) |\n|---|---|---|")
     first = next(iter(results.values()))
     print(f"| teacher (flip-averaged) | - | {first['nme_human_inner_teacher']:.3f} |")
