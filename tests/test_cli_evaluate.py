@@ -109,6 +109,22 @@ def test_subset_copy_runs_when_nothing_is_corrupt(run_cli, aflw2000_root, tmp_pa
     assert "| 3ddfa-mb05 |" in out
 
 
+def test_flip_changes_the_landmarks_only(run_cli, aflw2000_root, tmp_path):
+    """evaluate --flip (test-time flip) on 12 real faces: the landmarks move by under a pixel or two,
+    the pose is the crop's own pass (identical)."""
+    _subset_copy(aflw2000_root, tmp_path)
+    preds = {}
+    for flag in ((), ("--flip",)):
+        out = tmp_path / f"p{len(flag)}.npz"
+        code, _, err = run_cli("evaluate", "--data-root", tmp_path, "--model", "trans3dhead", "--quiet",
+                               "--save-predictions", out, *flag)
+        assert code == 0, err
+        preds[bool(flag)] = np.load(out)
+    moved = np.linalg.norm(preds[True]["landmarks_2d"] - preds[False]["landmarks_2d"], axis=-1).mean(-1)
+    assert (moved > 0.01).all() and (moved < 3.0).all(), moved
+    np.testing.assert_array_equal(preds[True]["pose_deg"], preds[False]["pose_deg"])
+
+
 def test_checkpoint_that_does_not_exist(run_cli, aflw2000_root, tmp_path):
     missing = tmp_path / "no_such.pt"
     code, out, err = run_cli("evaluate", "--data-root", aflw2000_root, "--model", missing)

@@ -45,6 +45,19 @@ def test_bundled_photo_json_mesh_overlay(tmp_path, capsys):
     assert not leftovers(tmp_path)
 
 
+def test_flip_is_recorded_and_moves_the_landmarks_a_little(tmp_path, capsys):
+    docs = {}
+    for flag in ((), ("--flip",)):
+        out = tmp_path / str(len(flag))
+        code, err = run([photo_path(), "-o", out, *flag], capsys)
+        assert code == 0, err
+        docs[bool(flag)] = json.loads((out / "example_astronaut.json").read_text())
+    assert docs[True]["flip"] is True and docs[False]["flip"] is False
+    a, b = (np.array(docs[k]["faces"][0]["landmarks_2d"]) for k in (False, True))
+    assert 0.01 < np.linalg.norm(a - b, axis=1).mean() < 3.0
+    assert docs[True]["faces"][0]["pose"] == docs[False]["faces"][0]["pose"]
+
+
 def test_ply_mesh(tmp_path, capsys):
     code, err = run([photo_path(), "-o", tmp_path, "--mesh", "ply"], capsys)
     assert code == 0, err

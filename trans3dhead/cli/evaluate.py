@@ -23,7 +23,7 @@ def _load_landmarks_file(path, n: int) -> np.ndarray:
     raise Trans3DHeadError(f"{p}: shape {arr.shape} is not ({n}, 68, 2|3) or ({n}, 2|3, 68)")
 
 
-def _predict_with_detector(model, ds, threads, batch_size: int, progress: bool) -> dict:
+def _predict_with_detector(model, ds, threads, batch_size: int, progress: bool, flip: bool = False) -> dict:
     """The whole photo pipeline on the full 450x450 images: the default detector and crop policy,
     the detected face nearest the image centre. A miss is scored with the mean face at the image
     centre (the mean parameters in a crop box over the whole image) and counted."""
@@ -34,7 +34,7 @@ def _predict_with_detector(model, ds, threads, batch_size: int, progress: bool) 
     from trans3dhead.face_model.pose import pose_deg_from_params
     from trans3dhead.inference import HeadAligner
 
-    aligner = HeadAligner(model=model, threads=threads, batch_size=batch_size)
+    aligner = HeadAligner(model=model, threads=threads, batch_size=batch_size, flip=flip)
     mean_params = load_bfm_arrays()["param_mean"].astype(np.float64)
     mean_crop = FaceModel(dense=False).mean_landmarks_crop(CROP_SIZE).numpy().astype(np.float64)
     lm = np.empty((len(ds), 68, 3))
@@ -77,11 +77,11 @@ def cmd_evaluate(args) -> int:
     for name in args.model or [None]:
         label = name or "trans3dhead (default)"
         if args.crops == "detector":
-            pred = _predict_with_detector(name, ds, args.threads, args.batch_size, not args.quiet)
+            pred = _predict_with_detector(name, ds, args.threads, args.batch_size, not args.quiet, args.flip)
             misses[label] = pred["misses"]
         else:
             pred = run_aflw2000(load_network(name), ds, crops=args.crops, batch_size=args.batch_size,
-                                progress=not args.quiet)
+                                progress=not args.quiet, flip=args.flip)
         scores = score_predictions(ds, pred, gt, protocol=args.protocol)
         rows[label] = scores
         payload[label] = scores.to_dict()
@@ -126,6 +126,8 @@ def register(sub) -> None:
     ev.add_argument("--save-predictions", help="write names, landmarks_2d, landmarks_3d, pose_deg to this .npz "
                     "(with several --model, one file each: NAME_<model>.npz, each printed)")
     ev.add_argument("--json", help="write the scores to this JSON file")
+    ev.add_argument("--flip", action="store_true",
+                    help="test-time flip: landmarks averaged with those of the mirrored crops (pose unchanged)")
     ev.add_argument("--batch-size", type=positive_int, default=100)
     ev.add_argument("--threads", type=positive_int, default=None)
     ev.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -101,7 +101,8 @@ def _run_info(args, aligner) -> dict:
     from trans3dhead import __version__
 
     return {"trans3dhead_version": __version__, "model": aligner.model_name, "backend": aligner.backend_name,
-            "detector": aligner.detector.name, "second_pass": aligner.second_pass, "min_quality": aligner.min_quality}
+            "detector": aligner.detector.name, "second_pass": aligner.second_pass, "flip": aligner.flip,
+            "min_quality": aligner.min_quality}
 
 
 def _image_outputs(args, job_base: Path, image, faces, run_info: dict, source: str) -> dict:
@@ -291,7 +292,8 @@ def cmd_predict(args) -> int:
     detector = RetinaFaceDetector(score_threshold=args.score_threshold, threads=args.threads,
                                   max_side=args.detect_size)
     aligner = HeadAligner(model=args.model, detector=detector, backend=args.backend, second_pass=args.second_pass,
-                          min_quality=args.min_quality, batch_size=args.batch_size, threads=args.threads)
+                          min_quality=args.min_quality, batch_size=args.batch_size, threads=args.threads,
+                          flip=args.flip)
     run_info = _run_info(args, aligner)
     jobs, groups = _collect_jobs(inputs, outdir)
     reporter = Reporter(args.quiet)
@@ -367,6 +369,9 @@ def register(subparsers) -> None:
     p.add_argument("--smooth-min-cutoff", type=positive_float, default=1.0, help="One-Euro cutoff when still, Hz (default 1)")
     p.add_argument("--smooth-beta", type=non_negative_float, default=10.0, help="One-Euro speed coefficient (default 10)")
     p.add_argument("--second-pass", action="store_true", help="re-crop around the first landmarks and run again")
+    p.add_argument("--flip", action="store_true",
+                   help="test-time flip: average each face's landmarks with those of its mirrored crop "
+                        "(twice the network's work; pose and mesh unchanged)")
     p.add_argument("--score-threshold", type=unit_interval, default=0.9,
                    help="detector score threshold in [0, 1] (default 0.9)")
     p.add_argument("--detect-size", type=positive_int, default=DETECT_SIZE, metavar="PX",

@@ -17,6 +17,7 @@ from trans3dhead.data.aflw2000_3d import AFLW2000_3D
 from trans3dhead.fileio import read_image_file
 from trans3dhead.evaluation.metrics import AlignmentScores, score_alignment
 from trans3dhead.face_model.frames import CROP_SIZE, MATLAB_TO_PKG, ZERO_BASED_TO_PKG, crop_to_image, warp_crop
+from trans3dhead.face_model.landmarks68 import mirror_landmarks
 from trans3dhead.face_model.pose import pose_deg_from_params
 from trans3dhead.weights import predict_crops
 
@@ -34,12 +35,17 @@ def load_crops(ds: AFLW2000_3D, mode: str, progress: bool = True) -> np.ndarray:
     return out
 
 
-def run_aflw2000(net, ds: AFLW2000_3D, crops: str = "provided", batch_size: int = 100, progress: bool = True):
+def run_aflw2000(net, ds: AFLW2000_3D, crops: str = "provided", batch_size: int = 100, progress: bool = True,
+                 flip: bool = False):
     """Predict every face: returns dict with landmarks_crop (N,68,3), params (N,62),
-    landmarks_3d (N,68,3) image pkg frame, pose_deg (N,3)."""
+    landmarks_3d (N,68,3) image pkg frame, pose_deg (N,3). flip: landmarks averaged with those of
+    the mirrored crops (as HeadAligner(flip=True)); parameters and pose stay the crops' own."""
     images = load_crops(ds, crops, progress)
-    bar = tqdm(total=len(ds), desc="predicting", disable=not progress, leave=False)
+    bar = tqdm(total=len(ds) * (2 if flip else 1), desc="predicting", disable=not progress, leave=False)
     lm_crop, params = predict_crops(net, images, batch_size, progress=bar.update)
+    if flip:
+        lm_mirror = predict_crops(net, np.ascontiguousarray(images[:, :, ::-1]), batch_size, progress=bar.update)[0]
+        lm_crop = (lm_crop + mirror_landmarks(lm_mirror, images.shape[2])) / 2
     bar.close()
     boxes = ds.crop_box_provided if crops == "provided" else ds.roi_box
     return {"landmarks_crop": lm_crop, "params": params,

@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from trans3dhead.errors import Trans3DHeadError
 from trans3dhead.face_model.frames import camera_from_params, crop_to_image
+from trans3dhead.face_model.landmarks68 import FLIP_PERM_68, mirror_landmarks
 from trans3dhead.inference.backends import build_backend
 from trans3dhead.inference.crops import crop_box_from_landmarks, extract_crop
 from trans3dhead.inference.detectors import CropPolicy, FaceDetector, GivenBoxes, build_detector
@@ -45,6 +46,9 @@ class HeadAligner:
         always kept.
     second_pass: re-crop around the first pass's landmarks and run the network again (off by
     default: with 3ddfa-mb05 it raised AFLW2000-3D NME, docs/detector_calibration.md).
+    flip: also run the network on each mirrored crop and average the landmarks (and visibility)
+        with the mirrored answer (test-time flip: twice the network's work; on the validation split
+        0.04 closer to human labels, docs/results.md); pose, parameters and mesh stay the crop's own.
     batch_size: images (or video frames) per batch, and crops per network call.
     device: torch device for the network ("cpu" default). threads: CPU threads for the network
     and the detector (None: the libraries' defaults), set only while they run.
@@ -52,7 +56,8 @@ class HeadAligner:
 
     def __init__(self, model: str | None = None, detector: str | FaceDetector = "retinaface",
                  backend: str = "onnx", score_threshold: float | None = None, max_faces: int | None = None,
-                 min_quality: float | None = DEFAULT_MIN_QUALITY, second_pass: bool = False, batch_size: int = 32, device: str = "cpu", threads: int | None = None):
+                 min_quality: float | None = DEFAULT_MIN_QUALITY, second_pass: bool = False, batch_size: int = 32,
+                 device: str = "cpu", threads: int | None = None, flip: bool = False):
         from trans3dhead.weights import DEFAULT_MODEL
 
         if batch_size < 1:
@@ -76,6 +81,7 @@ class HeadAligner:
         self.max_faces = max_faces
         self.min_quality = min_quality
         self.second_pass = second_pass
+        self.flip = bool(flip)
         self.batch_size = batch_size
 
     def __call__(self, image, channels: str = "bgr", boxes=None) -> list[FaceResult]:
@@ -207,7 +213,20 @@ class HeadAligner:
         size = self.crop_size
         crops = np.stack([extract_crop(images_bgr[i], b, size) for i, b in zip(owner, boxes)]) if owner else \
             np.zeros((0, size, size, 3), np.uint8)
-        return (*self.network(crops, self.batch_size), [crop_sharpness(c) for c in crops])
+        lm, params, extra = self.network(crops, self.batch_size)
+        if self.flip and len(crops):
+            lm, extra = _flip_averaged(lm, extra, self.network(np.ascontiguousarray(crops[:, :, ::-1]), self.batch_size), size)
+        return lm, params, extra, [crop_sharpness(c) for c in crops]
+
+
+def _flip_averaged(lm: np.ndarray, extra: dict, mirrored: tuple, size: int) -> tuple[np.ndarray, dict]:
+    """The landmarks (N, 68, 3) and visibility (N, 68, 3) of crops averaged with those the network
+    gave for the mirrored crops, mapped back (x -> size - x, left and right partners swapped)."""
+    lm_m, _, extra_m = mirrored
+    extra = dict(extra)
+    if "visibility" in extra:
+        extra["visibility"] = (extra["visibility"] + extra_m["visibility"][:, FLIP_PERM_68]) / 2
+    return (lm + mirror_landmarks(lm_m, size)) / 2, extra
 
 
 def _row(extra: dict, j: int) -> dict:
