@@ -19,7 +19,6 @@ from trans3dhead.config import NEAR_DUPLICATES
 from trans3dhead.data.aflw_crops import AFLWCrops, read_exclusion_lists, read_split
 from trans3dhead.data.merl_rav import MerlRav
 from trans3dhead.evaluation.validation import fully_labelled_inner, validation_scores
-from trans3dhead.face_model.landmarks68 import mirror_landmarks
 from trans3dhead.training.labels import Teacher, label_crops
 from trans3dhead.weights import build_network, predict_crops, read_weights, resolve_weights
 
@@ -53,11 +52,8 @@ def main():
             pts, vis = human["pts68"][pos[int(i)]], human["visibility"][pos[int(i)]]
             h_w[j] = np.isfinite(pts).all(-1) & (vis > 0)
             h_lm[j] = np.nan_to_num(pts)
-    flipped = np.ascontiguousarray(crops[:, :, ::-1])
-
     def predict(net):
-        lm = predict_crops(net, crops)[0]
-        return (lm + mirror_landmarks(predict_crops(net, flipped)[0], crops.shape[2])) / 2 if args.flip else lm
+        return predict_crops(net, crops, flip=args.flip)[0]
 
     results = {}
     for name in args.models:

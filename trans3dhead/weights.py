@@ -24,6 +24,7 @@ from trans3dhead.model.batching import forward_crops
 
 from trans3dhead.errors import Trans3DHeadError
 from trans3dhead.face_model.frames import CROP_SIZE
+from trans3dhead.face_model.landmarks68 import mirror_landmarks
 from trans3dhead.fileio import atomic_path
 from trans3dhead.model.backbone import PIXEL_MEAN, PIXEL_STD
 
@@ -134,10 +135,16 @@ def disagreement_factor_of(payload: dict) -> float | None:
     return None
 
 
-def predict_crops(net: nn.Module, crops_bgr, batch_size: int = 128, progress=None):
+def predict_crops(net: nn.Module, crops_bgr, batch_size: int = 128, progress=None, flip: bool = False):
     """Run a network over (N, S, S, 3) uint8 BGR crops -> landmarks (N, 68, 3), params (N, 62)
-    (a visibility output, where the network has one, is not returned)."""
+    (a visibility output, where the network has one, is not returned). flip: the landmarks averaged
+    with those of the mirrored crops, mapped back (test-time flip); the params stay the crops' own."""
     out = forward_crops(lambda x: dict(zip(("lm", "params"), net(x))), crops_bgr, batch_size, progress=progress)
     if not out:
         return np.zeros((0, 68, 3), np.float32), np.zeros((0, 62), np.float32)
-    return out["lm"], out["params"]
+    lm = out["lm"]
+    if flip:
+        crops_bgr = np.asarray(crops_bgr)
+        mirrored = predict_crops(net, np.ascontiguousarray(crops_bgr[:, :, ::-1]), batch_size, progress)[0]
+        lm = (lm + mirror_landmarks(mirrored, crops_bgr.shape[2])) / 2
+    return lm, out["params"]

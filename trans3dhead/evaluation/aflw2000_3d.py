@@ -17,7 +17,6 @@ from trans3dhead.data.aflw2000_3d import AFLW2000_3D
 from trans3dhead.fileio import read_image_file
 from trans3dhead.evaluation.metrics import AlignmentScores, score_alignment
 from trans3dhead.face_model.frames import CROP_SIZE, MATLAB_TO_PKG, ZERO_BASED_TO_PKG, crop_to_image, warp_crop
-from trans3dhead.face_model.landmarks68 import mirror_landmarks
 from trans3dhead.face_model.pose import pose_deg_from_params
 from trans3dhead.weights import predict_crops
 
@@ -42,10 +41,7 @@ def run_aflw2000(net, ds: AFLW2000_3D, crops: str = "provided", batch_size: int 
     the mirrored crops (as HeadAligner(flip=True)); parameters and pose stay the crops' own."""
     images = load_crops(ds, crops, progress)
     bar = tqdm(total=len(ds) * (2 if flip else 1), desc="predicting", disable=not progress, leave=False)
-    lm_crop, params = predict_crops(net, images, batch_size, progress=bar.update)
-    if flip:
-        lm_mirror = predict_crops(net, np.ascontiguousarray(images[:, :, ::-1]), batch_size, progress=bar.update)[0]
-        lm_crop = (lm_crop + mirror_landmarks(lm_mirror, images.shape[2])) / 2
+    lm_crop, params = predict_crops(net, images, batch_size, progress=bar.update, flip=flip)
     bar.close()
     boxes = ds.crop_box_provided if crops == "provided" else ds.roi_box
     return {"landmarks_crop": lm_crop, "params": params,
