@@ -1,6 +1,7 @@
 """Measurements behind the visibility head's design (docs/results.md, "Per-landmark visibility"):
 
     python scripts/measure_visibility.py heads     # head variants on 2 views, validation split
+    python scripts/measure_visibility.py fits --weights W   # the shipped head's fit settings swept for W
     python scripts/measure_visibility.py latency   # onnxruntime batch-1 ms with and without the head
 
 heads: the frozen shipped network's last-layer landmark query states on the labelled training crops
@@ -68,6 +69,78 @@ def heads():
               f"occluded {r['occluded']['auc']:.3f}, mean of the three AUCs {mean_auc:.3f}", flush=True)
 
 
+FITS = (  # (name, hidden, standardise the inputs, fit settings)
+    ("hidden 64, lr 3e-3 (configs/visibility.yaml)", 64, False, {}),
+    ("hidden 64, lr 1e-2", 64, False, {"lr": 1e-2}),
+    ("hidden 64, standardised inputs", 64, True, {}),
+    ("hidden 128, standardised inputs", 128, True, {}),
+    ("hidden 64, standardised inputs, 24 epochs", 64, True, {"epochs": 24}),
+)
+
+
+class Standardised(nn.Module):
+    """A head fitted on inputs standardised per feature (the training rows' mean and spread)."""
+
+    def __init__(self, head: nn.Module, inputs: torch.Tensor):
+        super().__init__()
+        flat = inputs.reshape(-1, inputs.shape[-1]).float()
+        self.head, self.mean, self.std = head, flat.mean(0), flat.std(0).clamp_min(1e-6)
+
+    def forward(self, x):
+        return self.head((x.float() - self.mean) / self.std)
+
+
+def fits(weights: str, cache: str | None):
+    """The fit settings of FITS on W's query states (2 views), each scored on the validation split
+    beside the pose-only prior; the final training cross-entropy is printed too (underfitting).
+    cache: a file keeping the query states between runs (computed once)."""
+    from trans3dhead.training.datamodule import cached_crops
+    from trans3dhead.training.visibility import PosePrior
+
+    cfg = load_config("configs/visibility.yaml", [])
+    reader = AFLWCrops(cfg.data.crops_root)
+    split = labelled_split(cfg, reader)
+    if cache and Path(cache).is_file():
+        q, p, t, val = torch.load(cache, weights_only=False)
+    else:
+        payload = read_weights(resolve_weights(weights))
+        state = {k: v for k, v in payload["state_dict"].items() if not k.startswith("model.visibility_head.")}
+        net = build_network(build_payload("trans3dhead", dict(payload["model_config"], visibility=False), state))
+        crops = cached_crops(reader, Path(cfg.data.cache_dir))
+        qs, ps, ts = [], [], []
+        for view in range(2):
+            x, tv = view_crops(crops[split["train_index"]], split["train_targets"], view, cfg)
+            out = query_states(net, x)
+            qs.append(torch.from_numpy(out["queries"]))
+            ps.append(torch.from_numpy(out["pose_deg"]))
+            ts.append(torch.from_numpy(tv))
+        q, p, t = torch.cat(qs), torch.cat(ps), torch.cat(ts)
+        val = query_states(net, crops[split["val_index"]])
+        if cache:
+            torch.save((q, p, t, val), cache)
+    val_yaw = reader.yaw_deg[split["val_index"]]
+    dim = q.shape[-1]
+    print(f"{weights}: query states of width {dim}, {len(q)} training rows, {len(val_yaw)} validation crops")
+
+    def score(name, module, inputs, val_inputs, fit_cfg):
+        torch.manual_seed(0)
+        losses = []
+        fit_classifier(module, inputs, t, fit_cfg, log=losses.append)
+        with torch.no_grad():
+            probs = torch.softmax(module(torch.from_numpy(val_inputs)), -1).numpy()
+        r = visibility_report(probs, split["val_targets"], val_yaw)["all"]
+        mean_auc = np.mean([r[c]["auc"] for c in ("self_occluded", "occluded", "visible")])
+        print(f"{name}: {losses[-1].strip()}; visible AUC {r['visible_auc']:.3f}, self-occluded "
+              f"{r['self_occluded']['auc']:.3f}, occluded {r['occluded']['auc']:.3f}, mean of the three AUCs "
+              f"{mean_auc:.3f}", flush=True)
+
+    score("pose-only prior", PosePrior(), p, val["pose_deg"], VisibilityFitConfig())
+    for name, hidden, standardise, settings in FITS:
+        torch.manual_seed(0)
+        head = VisibilityHead(dim, hidden)
+        score(name, Standardised(head, q) if standardise else head, q, val["queries"], VisibilityFitConfig(**settings))
+
+
 def latency():
     import onnxruntime as ort
 
@@ -98,9 +171,15 @@ def latency():
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("what", choices=["heads", "latency"])
+    parser.add_argument("what", choices=["heads", "fits", "latency"])
+    parser.add_argument("--weights", default="trans3dhead", help="fits: the network (name or file)")
+    parser.add_argument("--cache", default=None, help="fits: a file keeping the query states between runs")
+    args = parser.parse_args()
     torch.set_num_threads(1)
-    {"heads": heads, "latency": latency}[parser.parse_args().what]()
+    if args.what == "fits":
+        fits(args.weights, args.cache)
+    else:
+        {"heads": heads, "latency": latency}[args.what]()
 
 
 if __name__ == "__main__":

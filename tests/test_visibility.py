@@ -107,3 +107,26 @@ def test_visibility_reaches_the_user(fitted, tmp_path):
     x, y = face.landmarks_2d[30].astype(int)
     assert not np.array_equal(shown[y - 6:y + 6, x - 6:x + 6], hidden[y - 6:y + 6, x - 6:x + 6])
     assert np.array_equal(shown[:y - 20], hidden[:y - 20])  # nothing else changed above it
+
+
+@pytest.mark.parametrize("hidden", [0, 8])
+def test_standardised_fit_folds_into_the_head_exactly(hidden):
+    """visibility.standardise: a head applied to standardised states, folded, computes the same
+    function of the raw states (both head forms), with the moments of float16-stored states."""
+    from trans3dhead.model.trans3dhead import VisibilityHead
+    from trans3dhead.training.visibility import feature_moments, fold_standardisation
+
+    torch.manual_seed(0)
+    states = (torch.randn(50, 68, 16) * torch.linspace(0.1, 20, 16) + torch.linspace(-5, 5, 16)).half()
+    mean, std = feature_moments(states, chunk=7)
+    flat = states.reshape(-1, 16).double()
+    assert torch.allclose(mean.double(), flat.mean(0), atol=1e-5)
+    assert torch.allclose(std.double(), flat.std(0, unbiased=False), rtol=1e-5)
+    head = VisibilityHead(16, hidden)
+    with torch.no_grad():
+        for p in head.parameters():
+            p.copy_(torch.randn_like(p))
+        before = head((states.float() - mean) / std)
+        fold_standardisation(head, mean, std)
+        after = head(states.float())
+    assert (before - after).abs().max() < 1e-3 * before.abs().max()

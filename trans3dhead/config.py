@@ -132,6 +132,9 @@ class VisibilityFitConfig:
     batch_size: int = 8192  # landmark rows per step
     lr: float = 3e-3
     weight_decay: float = 1e-4
+    # fit on query states standardised per feature (the training rows' mean and spread), folded
+    # into the head's first linear map afterwards (the head computes the same function on raw states)
+    standardise: bool = False
     seed: int = 0
 
 

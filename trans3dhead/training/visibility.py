@@ -7,7 +7,9 @@ split and the exclusion lists (the near-duplicates of AFLW2000-3D photos). Input
 decoder layer's 68 landmark query states of the frozen network, for ``views`` views of each crop:
 as it is, mirrored (the classes move with the left/right permutation), then augmented by the
 training augmentation (data/transforms.py) without its synthetic occluders (they would hide points
-labelled visible). The head (model/trans3dhead.py VisibilityHead) is fitted by cross-entropy; the
+labelled visible). The head (model/trans3dhead.py VisibilityHead) is fitted by cross-entropy, on
+the states as they are or (visibility.standardise) standardised per feature and folded into the
+head's first linear map afterwards (the large model's states need it: docs/results.md); the
 network's other outputs do not change (the fitted file's landmarks and parameters are the input
 file's, bit for bit).
 
@@ -220,8 +222,13 @@ def fit_visibility(cfg: Config, payload: dict, log=_log) -> tuple[dict, dict]:
     torch.manual_seed(v.seed)
     dim = queries.shape[-1]
     head = VisibilityHead(dim, v.hidden)
-    log(f"fitting the visibility head (hidden {v.hidden})")
-    fit_classifier(_Float32(head), queries, targets, v, log=log)
+    log(f"fitting the visibility head (hidden {v.hidden}{', standardised states' if v.standardise else ''})")
+    if v.standardise:
+        mean, std = feature_moments(queries)
+        fit_classifier(_Float32(head, mean, std), queries, targets, v, log=log)
+        fold_standardisation(head, mean, std)
+    else:
+        fit_classifier(_Float32(head), queries, targets, v, log=log)
     prior = PosePrior()
     log("fitting the pose-only prior (baseline)")
     fit_classifier(prior, poses, targets, v, log=log)
@@ -244,13 +251,45 @@ def fit_visibility(cfg: Config, payload: dict, log=_log) -> tuple[dict, dict]:
     return out, reports
 
 
+def feature_moments(states: torch.Tensor, chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, L, D) states (any float dtype) -> per-feature mean and standard deviation (D,) over all
+    N * L rows, in float64 chunks."""
+    total = torch.zeros(states.shape[-1], dtype=torch.float64)
+    square = torch.zeros_like(total)
+    for i in range(0, len(states), chunk):
+        x = states[i:i + chunk].reshape(-1, states.shape[-1]).double()
+        total += x.sum(0)
+        square += (x * x).sum(0)
+    n = states.shape[0] * states.shape[1]
+    mean = total / n
+    std = (square / n - mean * mean).clamp_min(0).sqrt().clamp_min(1e-6)
+    return mean.float(), std.float()
+
+
+@torch.no_grad()
+def fold_standardisation(head: VisibilityHead, mean: torch.Tensor, std: torch.Tensor) -> None:
+    """A head fitted on (x - mean) / std -> the same function of x, in place: the scale and shift
+    folded into its first linear map (the shared layer, or each landmark's map where hidden = 0)."""
+    if isinstance(head.shared, nn.Identity):
+        shift = torch.einsum("d,ldc->lc", mean / std, head.weight)
+        head.weight.div_(std[None, :, None])
+        head.bias.sub_(shift)
+    else:
+        linear = head.shared[0]
+        linear.bias.sub_(linear.weight @ (mean / std))
+        linear.weight.div_(std[None, :])
+
+
 class _Float32(nn.Module):
     """Runs a module on float16-stored inputs in float32 (the query states are kept in half to
-    halve their memory: ~1 GB for four views of the training crops)."""
+    halve their memory: ~1 GB for four views of the training crops), optionally standardised."""
 
-    def __init__(self, module: nn.Module):
+    def __init__(self, module: nn.Module, mean: torch.Tensor | None = None, std: torch.Tensor | None = None):
         super().__init__()
-        self.module = module
+        self.module, self.mean, self.std = module, mean, std
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.module(x.float())
+        x = x.float()
+        if self.mean is not None:
+            x = (x - self.mean) / self.std
+        return self.module(x)
