@@ -2,15 +2,16 @@
 config beside the 3ddfa-mb05 reference and MobileNet-V1 x1.0 (3DDFA_V2's default network,
 random weights: only its timing matters), all measured in one run on the same inputs, in PyTorch
 and in onnxruntime after export (the export form, model/export_form.py, as the shipped .onnx files
-are written). The shipped weights are timed where they exist; a large config (configs/large.yaml,
-if present) and --extra-config models have random weights. Medians over repeats; the models are
+are written). The shipped weights are timed (the default, trans3dhead-large, the reference);
+--extra-config models have random weights. Medians over repeats; the models are
 timed in interleaved rounds so that load from other processes hits them alike. Ratios are against
-the reference.
+the reference, and for onnxruntime batch 1, 1 thread also against MobileNet-V1 x1.0 (issue 12's
+bound for trans3dhead-large: at most 2x).
 
 Then the default product path per face, end to end at batch 1 with 1 thread: HeadAligner.align on
 real AFLW2000-3D photos with their crop boxes given (so no detector): crop, network, decode to
-FaceResult (image-frame landmarks, camera matrix, parameters), for the shipped trans3dhead and
-3ddfa-mb05 models, with each backend.
+FaceResult (image-frame landmarks, camera matrix, parameters), for the shipped models, with each
+backend.
 
     python benchmarks/cost_report.py                       # writes benchmarks/results/cost_report.{md,json}
     python benchmarks/cost_report.py --extra-config model.dim=32 --extra-config model.dim=128,model.num_layers=3
@@ -35,6 +36,7 @@ from trans3dhead.model.trans3dhead import Trans3DHeadPredictor
 from trans3dhead.weights import load_network
 
 ROOT = Path(__file__).resolve().parents[1]
+V1 = "mobilenet-v1 x1.0"
 
 
 def flops_per_face(net) -> int:
@@ -92,12 +94,10 @@ def measure(models: dict, rounds: int, repeats: int) -> dict:
 
 def build_models(extra: list[str]) -> dict:
     default = load_config(ROOT / "configs" / "default.yaml").model
-    models = {"trans3dhead (default)": load_network("trans3dhead")}
-    large = ROOT / "configs" / "large.yaml"
-    if large.is_file():
-        models["trans3dhead (large, random weights)"] = Trans3DHeadPredictor(load_config(large).model)
+    models = {"trans3dhead (default)": load_network("trans3dhead"),
+              "trans3dhead-large": load_network("trans3dhead-large")}
     models.update({"3ddfa-mb05 (reference)": load_network("3ddfa-mb05"),
-                   "mobilenet-v1 x1.0": ReferenceMB05(width=1.0)})
+                   V1: ReferenceMB05(width=1.0)})
     for spec in extra:
         cfg = apply_overrides({"model": dict(vars(default))}, spec.split(","))["model"]
         models[f"trans3dhead {spec}"] = Trans3DHeadPredictor(ModelConfig(**cfg))
@@ -113,13 +113,14 @@ def to_markdown(rows: dict, ref: str) -> str:
     cols = [("params (M)", lambda r: f"{r['params'] / 1e6:.2f}"), ("GFLOPs/face", lambda r: f"{r['flops'] / 1e9:.3f}")]
     keys = ["torch_b1_t1_ms", "torch_b1_t2_ms", "torch_b32_t2_ms_per_face", "ort_b1_t1_ms", "ort_b1_t2_ms",
             "ort_b32_t1_ms_per_face", "ort_b32_t2_ms_per_face"]
-    head = "| model | " + " | ".join(c for c, _ in cols) + " | " + " | ".join(keys) + " | ort b1 t1 / reference | ort b32 t1 / reference |"
-    lines = [head, "|" + "---|" * (len(cols) + len(keys) + 3)]
+    head = "| model | " + " | ".join(c for c, _ in cols) + " | " + " | ".join(keys) + " | ort b1 t1 / reference | ort b32 t1 / reference | ort b1 t1 / mobilenet-v1 x1.0 |"
+    lines = [head, "|" + "---|" * (len(cols) + len(keys) + 4)]
     for name, r in rows.items():
         ratio = r["ort_b1_t1_ms"] / rows[ref]["ort_b1_t1_ms"]
         ratio32 = r["ort_b32_t1_ms_per_face"] / rows[ref]["ort_b32_t1_ms_per_face"]
+        ratio_v1 = r["ort_b1_t1_ms"] / rows[V1]["ort_b1_t1_ms"]
         lines.append(f"| {name} | " + " | ".join(f(r) for _, f in cols) + " | "
-                     + " | ".join(f"{r[k]:.3f}" for k in keys) + f" | {ratio:.2f}x | {ratio32:.2f}x |")
+                     + " | ".join(f"{r[k]:.3f}" for k in keys) + f" | {ratio:.2f}x | {ratio32:.2f}x | {ratio_v1:.2f}x |")
     return "\n".join(lines)
 
 
@@ -135,7 +136,7 @@ def product_path(rounds: int, n_images: int = 10) -> dict:
         names, boxes = list(z["names"][:n_images]), z["roi_box"][:n_images].astype(np.float64)
     images = [cv2.imread(str(data / "images" / f"{n}.jpg")) for n in names]
     aligners = {(m, b): HeadAligner(model=m, backend=b, batch_size=1, threads=1)
-                for m in ("trans3dhead", "3ddfa-mb05") for b in ("onnx", "torch")}
+                for m in ("trans3dhead", "trans3dhead-large", "3ddfa-mb05") for b in ("onnx", "torch")}
     samples: dict = {k: [] for k in aligners}
     for _ in range(rounds):
         for key, aligner in aligners.items():
@@ -148,7 +149,8 @@ def product_markdown(path_ms: dict) -> str:
     lines = ["| default product path per face (crop + network + decode), batch 1, 1 thread | onnx (default) ms | "
              "torch ms | onnx / reference onnx |", "|---|---|---|---|"]
     ref = path_ms["3ddfa-mb05 onnx"]
-    for m, label in (("trans3dhead", "trans3dhead (default)"), ("3ddfa-mb05", "3ddfa-mb05 (reference)")):
+    for m, label in (("trans3dhead", "trans3dhead (default)"), ("trans3dhead-large", "trans3dhead-large"),
+                     ("3ddfa-mb05", "3ddfa-mb05 (reference)")):
         lines.append(f"| {label} | {path_ms[m + ' onnx']:.3f} | {path_ms[m + ' torch']:.3f} | "
                      f"{path_ms[m + ' onnx'] / ref:.2f}x |")
     return "\n".join(lines)

@@ -122,6 +122,9 @@ def test_standardised_fit_folds_into_the_head_exactly(hidden):
     flat = states.reshape(-1, 16).double()
     assert torch.allclose(mean.double(), flat.mean(0), atol=1e-5)
     assert torch.allclose(std.double(), flat.std(0, unbiased=False), rtol=1e-5)
+    dead = states.clone()
+    dead[..., 3] = 0.25  # a constant feature: its spread is floored, not ~0
+    assert feature_moments(dead)[1][3] >= 0.1 * feature_moments(dead)[1].median()
     head = VisibilityHead(16, hidden)
     with torch.no_grad():
         for p in head.parameters():

@@ -13,12 +13,14 @@ def cmd_export_onnx(args) -> int:
     from trans3dhead.weights import DEFAULT_MODEL, load_network
 
     net = load_network(args.model)
-    if args.half:  # compare with the network whose weights are rounded as export-weights --half does
-        net.load_state_dict({k: v.half().float() if v.is_floating_point() else v
-                             for k, v in net.state_dict().items()})
     model = export_onnx_bytes(net, opset=args.opset, fold_constants=not args.half)
-    if args.half:
-        model = half_storage(model, keep=fixed_constants(net))
+    if args.half:  # the weights float16 holds exactly (those `export-weights --half` stored so)
+        half = half_storage(model, keep=fixed_constants(net))
+        if len(half) > 0.9 * len(model):
+            raise Trans3DHeadError(f"{args.output}: not written: --half stores as float16 only weights that "
+                                   "float16 holds exactly, and this model has few; write its weights with "
+                                   "`export-weights --half` first")
+        model = half
     diff = onnx_parity(net, model, batch_sizes=(1, 3))
     extra = "".join(f", {name} {diff[name]:.2e}" for name in ("visibility", "face_score") if name in diff)
     if diff["landmarks"] > 1e-2 or diff["params"] > 1e-3 or max(diff.get(n, 0.0) for n in ("visibility", "face_score")) > 1e-3:
@@ -39,6 +41,6 @@ def register(subparsers) -> None:
     e.add_argument("--model", default=None, help="named model or weights file (default: the package's default)")
     e.add_argument("--opset", type=int, default=DEFAULT_OPSET)
     e.add_argument("--half", action="store_true",
-                   help="store the weights as float16 (half the file; the graph still computes in float32); "
-                        "matches a weights file written by `export-weights --half`")
+                   help="store as float16 the weights that float16 holds exactly, i.e. those of a weights file "
+                        "written by `export-weights --half` (half the file; the graph still computes in float32)")
     e.set_defaults(func=cmd_export_onnx)

@@ -2,6 +2,9 @@
 payload only (what HeadAligner and `--model FILE` load), loaded strictly before it is written."""
 from __future__ import annotations
 
+# kept float32 by --half: small, and their folded input standardisation needs float32's range
+FLOAT32_HEADS = ("model.visibility_head.", "model.face_score_head.")
+
 
 def cmd_export_weights(args) -> int:
     from trans3dhead.weights import build_network, build_payload, read_weights, save_weights
@@ -14,7 +17,8 @@ def cmd_export_weights(args) -> int:
         config["branch_weight"] = args.branch_weight
     state = payload["state_dict"]
     if args.half:  # float16 storage: the loader copies it into the float32 network
-        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+        state = {k: v.half() if v.is_floating_point() and not k.startswith(FLOAT32_HEADS) else v
+                 for k, v in state.items()}
     out = build_payload(payload["arch"], config, state,
                         {**payload["provenance"], "checkpoint": str(args.checkpoint),
                          "storage": "float16" if args.half else "float32"}, payload.get("input"))
@@ -36,5 +40,6 @@ def register(sub) -> None:
                    help="fused landmarks = W x branch + (1 - W) x 3DMM landmarks (chosen on the validation "
                         "split); default: as trained (0.5)")
     p.add_argument("--half", action="store_true",
-                   help="store the weights as float16 (half the file; the network still computes in float32)")
+                   help="store the weights as float16 (half the file; the network still computes in float32); "
+                        "the small visibility and face-score heads stay float32")
     p.set_defaults(func=cmd_export_weights)

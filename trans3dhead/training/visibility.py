@@ -251,9 +251,14 @@ def fit_visibility(cfg: Config, payload: dict, log=_log) -> tuple[dict, dict]:
     return out, reports
 
 
+STD_FLOOR = 0.1  # a feature's spread is taken as at least this fraction of the median feature's
+
+
 def feature_moments(states: torch.Tensor, chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
     """(N, L, D) states (any float dtype) -> per-feature mean and standard deviation (D,) over all
-    N * L rows, in float64 chunks."""
+    N * L rows, in float64 chunks; the deviation floored at STD_FLOOR x the median feature's (the
+    large model has a few nearly constant features: unfloored, their folded weights reach 1e5 and
+    a 1e-7 change in such a feature would move the head's answer)."""
     total = torch.zeros(states.shape[-1], dtype=torch.float64)
     square = torch.zeros_like(total)
     for i in range(0, len(states), chunk):
@@ -262,7 +267,8 @@ def feature_moments(states: torch.Tensor, chunk: int = 4096) -> tuple[torch.Tens
         square += (x * x).sum(0)
     n = states.shape[0] * states.shape[1]
     mean = total / n
-    std = (square / n - mean * mean).clamp_min(0).sqrt().clamp_min(1e-6)
+    std = (square / n - mean * mean).clamp_min(0).sqrt()
+    std = std.clamp_min(max(STD_FLOOR * float(std.median()), 1e-12))
     return mean.float(), std.float()
 
 
