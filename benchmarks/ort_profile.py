@@ -1,7 +1,8 @@
 """onnxruntime's own profile of an exported model by operator type: batch B, 1 thread, kernel
 time per run (mean over runs) and node counts after onnxruntime's graph optimiser.
 
-    python benchmarks/ort_profile.py trans3dhead/assets/trans3dhead_default.onnx trans3dhead/assets/3ddfa_mb05.onnx
+    trans3dhead export-onnx --model 3ddfa-mb05 -o /tmp/3ddfa_mb05.onnx   # the reference ships no .onnx
+    python benchmarks/ort_profile.py trans3dhead/assets/trans3dhead_default.onnx /tmp/3ddfa_mb05.onnx
 """
 from __future__ import annotations
 

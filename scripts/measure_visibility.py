@@ -79,12 +79,15 @@ FITS = (  # (name, hidden, standardise the inputs, fit settings)
 
 
 class Standardised(nn.Module):
-    """A head fitted on inputs standardised per feature (the training rows' mean and spread)."""
+    """A head fitted on inputs standardised per feature (the training rows' mean and spread, as
+    visibility.standardise takes them: training/visibility.py feature_moments)."""
 
     def __init__(self, head: nn.Module, inputs: torch.Tensor):
+        from trans3dhead.training.visibility import feature_moments
+
         super().__init__()
-        flat = inputs.reshape(-1, inputs.shape[-1]).float()
-        self.head, self.mean, self.std = head, flat.mean(0), flat.std(0).clamp_min(1e-6)
+        self.head = head
+        self.mean, self.std = feature_moments(inputs)
 
     def forward(self, x):
         return self.head((x.float() - self.mean) / self.std)

@@ -75,7 +75,7 @@ def test_documented_command_parses(command):
 def _cheap(command: str) -> bool:
     words = shlex.split(command)
     return words[1] == "info" and "--model" not in words[2:] or (
-        words[1] == "info" and words[words.index("--model") + 1] in ("trans3dhead", "3ddfa-mb05")) or (
+        words[1] == "info" and words[words.index("--model") + 1] in ("trans3dhead", "trans3dhead-large", "3ddfa-mb05")) or (
         words[1] == "predict" and words[2] == BUNDLED_PHOTO and "--backend" not in words)
 
 
@@ -113,18 +113,21 @@ def test_cheap_documented_command_runs(command, run_cli, tmp_path, monkeypatch):
         assert code == 0, err
         if "--json" in words:
             card = json.loads(out)
-            assert card["model"] in ("trans3dhead", "3ddfa-mb05") and card["parameters"] > 0
+            assert card["model"] in ("trans3dhead", "trans3dhead-large", "3ddfa-mb05") and card["parameters"] > 0
         else:
             assert out.startswith("model: ")
 
 
-def test_readme_results_table_matches_the_model_card(run_cli):
-    """The README's front-page figures for the default are the ones its shipped model card records."""
-    code, out, _ = run_cli("info", "--json")
+@pytest.mark.parametrize("model,row_start", [("trans3dhead", "| Trans3DHead default"),
+                                             ("trans3dhead-large", "| Trans3DHead large")])
+def test_readme_results_table_matches_the_model_card(run_cli, model, row_start):
+    """The README's front-page figures for each shipped Trans3DHead model are the ones its model
+    card records."""
+    code, out, _ = run_cli("info", "--model", model, "--json")
     assert code == 0
     figures = json.loads(out)["aflw2000_3d"]
     readme = (REPO_ROOT / "README.md").read_text()
-    row = next(line for line in readme.splitlines() if line.startswith("| Trans3DHead default"))
+    row = next(line for line in readme.splitlines() if line.startswith(row_start))
     cells = [c.strip().strip("*") for c in row.strip("|").split("|")]
     assert [float(c) for c in cells[1:4]] == [figures["package_protocol"]["nme_mean_of_bins"],
                                               figures["package_protocol"]["nme_all"], figures["pose_mae_deg"]]

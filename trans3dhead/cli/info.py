@@ -84,8 +84,11 @@ def _print_card(card: dict) -> None:
     fig = card.get("aflw2000_3d")
     if fig:
         pkg, ddfa = fig.get("package_protocol", {}), fig.get("3ddfa_protocol", {})
-        print(f"AFLW2000-3D ({fig.get('crops')}): NME mean of bins {pkg.get('nme_mean_of_bins')} (package frame), "
-              f"{ddfa.get('nme_mean_of_bins')} (3DDFA protocol); pose MAE {fig.get('pose_mae_deg')} deg")
+        def three(x):
+            return "?" if x is None else f"{x:.3f}"
+
+        print(f"AFLW2000-3D ({fig.get('crops')}): NME mean of bins {three(pkg.get('nme_mean_of_bins'))} (package frame), "
+              f"{three(ddfa.get('nme_mean_of_bins'))} (3DDFA protocol); pose MAE {three(fig.get('pose_mae_deg'))} deg")
     if card.get("licence"):
         print(f"licence: {card['licence']}")
 
