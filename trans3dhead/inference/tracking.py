@@ -6,20 +6,20 @@ on the other frames each face's crop is taken from its previous landmarks with 3
 policy (the one behind AFLW2000-3D's boxes, face_model.frames.roi_box_from_landmarks) and only
 the network runs. Tracks never cross a shot cut: a cut ends every track and the next ids are new.
 
-A tracked face is "lost" when the network's two answers disagree: the landmark branch and the
-landmarks of the fitted 3DMM agree closely on real faces and not on crops that slid off the face.
-Measured with the default model on the validation split of the AFLW crops (930 faces): median
-0.14 % of the crop side, 98th percentile 0.49 % (the threshold; 0.44 % for the weights shipped
-before, on which the shifted crops were measured: crops shifted by half their side, 1st
-percentile 0.57 %, median 1.23 %). A lost face triggers a detector run; if the
-detector finds it, the track goes on from the detector's crop, otherwise it ends. Models without
-a landmark branch (3ddfa-mb05) give no such signal; their tracks are checked by the periodic
-detection only.
+A tracked face is "lost" when the network's two answers disagree or its quality is low. The
+landmark branch and the landmarks of the fitted 3DMM agree closely on real faces and not on crops
+that slid off the face: LOST_DISAGREEMENT is the 98th percentile of the shipped default's gap on
+the validation split of the AFLW crops (930 faces; inference/quality.py AGREEMENT_HALF, rederived
+for each shipped default). And a tracked face whose quality (inference/quality.py: the face score
+times a sharpness factor) is below LOST_QUALITY, the recommended min_quality, counts as lost
+whatever min_quality the user set: on the shared clip's head tilted back at profile
+(frames 335-400) trans3dhead-large tracks on with a wrong fit that its face score rates 0.01-0.43
+(docs/results.md, trans3dhead-large). A lost face triggers a detector run; if the detector finds
+it, the track goes on from the detector's crop, otherwise it ends. Models without a landmark
+branch (3ddfa-mb05) give neither signal; their tracks are checked by the periodic detection only.
 
-Faces follow the aligner's min_quality (inference/quality.py) as on still images: a detection below
-it starts no track, and a tracked face below it counts as lost. LOST_DISAGREEMENT is stricter
-than the default min_quality on the agreement cue (quality 0.5 against 0.3), so it is what notices
-a slide off the face; the quality adds the blur cue.
+Faces follow the aligner's min_quality as on still images: a detection below it starts no track,
+and a tracked face below it counts as lost.
 
 ShotCutDetector compares each frame's 64x36 grey thumbnail with the previous one: a cut is a
 large change of the grey-level histogram together with a large mean pixel change.
@@ -36,7 +36,7 @@ from trans3dhead.errors import Trans3DHeadError
 from trans3dhead.face_model.frames import roi_box_from_landmarks
 from trans3dhead.inference.detectors.base import Detection
 from trans3dhead.inference.images import load_image
-from trans3dhead.inference.quality import AGREEMENT_HALF, branch_disagreement  # noqa: F401
+from trans3dhead.inference.quality import AGREEMENT_HALF, RECOMMENDED_MIN_QUALITY, branch_disagreement
 from trans3dhead.inference.results import FaceResult
 from trans3dhead.inference.video import OneEuroFilter, smooth_face
 
@@ -44,6 +44,8 @@ from trans3dhead.inference.video import OneEuroFilter, smooth_face
 # as lost: the 98th percentile of real faces on the validation split (see above), the same measured
 # figure at which the quality's agreement factor is 0.5.
 LOST_DISAGREEMENT = AGREEMENT_HALF
+# Quality below which a tracked face counts as lost (a detector run decides), min_quality or not.
+LOST_QUALITY = RECOMMENDED_MIN_QUALITY
 
 
 class ShotCutDetector:
@@ -161,7 +163,7 @@ class FaceTracker:
         for tr, face in zip(tracks, self.aligner.align_crops(image, boxes, dets)):
             tr.face = face
             lost = (self.factor is not None and branch_disagreement(face, self.factor) > LOST_DISAGREEMENT) \
-                or not self.aligner.passes_quality(face)
+                or (face.quality is not None and face.quality < LOST_QUALITY) or not self.aligner.passes_quality(face)
             tr.lost_frames = tr.lost_frames + 1 if lost else 0
         return list(tracks)
 
