@@ -4,9 +4,10 @@ and return landmarks (N, 68, 3) in the package crop frame, the 62 un-normalised 
 (N, 62) and a dict of the optional heads' outputs the model has: ``visibility``, the per-landmark
 class probabilities (N, 68, 3), and ``face_score``, the face probability (N,); float32 numpy.
 
-The named models ship their ONNX exports inside the package (assets/*.onnx, checked against the
-torch weights by the test suite), so the onnx backend needs no exporter; any other weights file
-is exported on the fly, which needs the ``export`` extra.
+trans3dhead and trans3dhead-large ship their ONNX exports inside the package (assets/*.onnx,
+checked against the torch weights by the test suite), so the onnx backend needs no exporter for
+them; any other weights file, and the reference 3ddfa-mb05 (weights only, for the package's size
+bound), is exported on the fly, which needs the ``export`` extra.
 """
 from __future__ import annotations
 
