@@ -22,18 +22,23 @@ CLIP = DATA_ROOT / "video" / "side_profile.mp4"
 SIZE = (640, 414)  # the clip's 3456x2234 shrunk by 5.4
 
 
-@pytest.fixture(scope="module")
-def profile_frames() -> list[np.ndarray]:
-    """Frames 0, 2, ..., 298 of the clip (turning from near-frontal to profile), 640 px wide."""
+def _clip_frames(frame_indices: range) -> list[np.ndarray]:
+    """Those frames of the clip (read in order from its start), 640 px wide."""
     cap = cv2.VideoCapture(str(CLIP))
     frames = []
-    for i in range(300):
+    for i in range(frame_indices.stop):
         ok, frame = cap.read()
         assert ok, f"frame {i} of {CLIP} did not decode"
-        if i % 2 == 0:
+        if i in frame_indices:
             frames.append(cv2.resize(frame, SIZE, interpolation=cv2.INTER_AREA))
     cap.release()
     return frames
+
+
+@pytest.fixture(scope="module")
+def profile_frames() -> list[np.ndarray]:
+    """Frames 0, 2, ..., 298 of the clip (turning from near-frontal to profile), 640 px wide."""
+    return _clip_frames(range(0, 300, 2))
 
 
 @pytest.fixture(scope="module")
@@ -74,15 +79,7 @@ def test_tracking_follows_the_turn_to_profile(aligner, profile_frames):
 @pytest.fixture(scope="module")
 def tilted_back_frames() -> list[np.ndarray]:
     """Frames 260-419 of the clip, 640 px wide: at profile, then the head tilted far back."""
-    cap = cv2.VideoCapture(str(CLIP))
-    frames = []
-    for i in range(420):
-        ok, frame = cap.read()
-        assert ok, f"frame {i} of {CLIP} did not decode"
-        if i >= 260:
-            frames.append(cv2.resize(frame, SIZE, interpolation=cv2.INTER_AREA))
-    cap.release()
-    return frames
+    return _clip_frames(range(260, 420))
 
 
 def test_a_tracked_face_of_low_quality_counts_as_lost(tilted_back_frames, monkeypatch):
