@@ -149,3 +149,13 @@ def test_bad_options_exit_2(tmp_path, capsys):
     assert "nope" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["predict", str(photo_path()), "-o", str(tmp_path), "--render", "sparkles"])
+
+
+def test_model_help_lists_every_named_model():
+    """The --model help texts name the registered models (written out so the parser needs no torch)."""
+    from trans3dhead.cli.common import MODEL_NAMES
+    from trans3dhead.weights import NAMED_WEIGHTS
+
+    import re
+
+    assert set(NAMED_WEIGHTS) == {name.strip() for name in re.sub(r"\([^)]*\)", "", MODEL_NAMES).split(",")}

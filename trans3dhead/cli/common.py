@@ -4,6 +4,10 @@ from __future__ import annotations
 import argparse
 import math
 
+# The named models, as the --model help texts list them (weights.NAMED_WEIGHTS is the registry; a
+# test keeps the two equal; written out here so that building the parser does not import torch).
+MODEL_NAMES = "trans3dhead (the default), trans3dhead-large, 3ddfa-mb05 (the reference)"
+
 
 def _whole_number(text: str) -> int:
     try:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trans3dhead.cli.common import positive_int, set_threads
+from trans3dhead.cli.common import MODEL_NAMES, positive_int, set_threads
 from trans3dhead.errors import Trans3DHeadError
 
 
@@ -115,7 +115,7 @@ def register(sub) -> None:
     ev = sub.add_parser("evaluate", help="score a model on AFLW2000-3D (NME by yaw bin, pose MAE)")
     ev.add_argument("--dataset", default="aflw2000-3d")
     ev.add_argument("--data-root", required=True, help="the aflw2000_3d folder")
-    ev.add_argument("--model", action="append", help="named model or weights file; repeat to compare")
+    ev.add_argument("--model", action="append", help=f"named model ({MODEL_NAMES}) or weights file; repeat to compare")
     ev.add_argument("--crops", choices=["provided", "warp", "detector"], default="provided",
                     help="provided: the standard crops_120; warp: bilinear crops of roi_box from the images; "
                          "detector: the whole photo pipeline on the full images (the default detector, the face "

@@ -2,6 +2,7 @@
 before it is written."""
 from __future__ import annotations
 
+from trans3dhead.cli.common import MODEL_NAMES
 from trans3dhead.errors import Trans3DHeadError
 
 EXIT_OK = 0
@@ -38,7 +39,7 @@ def register(subparsers) -> None:
 
     e = subparsers.add_parser("export-onnx", help="export the network to ONNX with a dynamic batch axis")
     e.add_argument("-o", "--output", required=True, help="the .onnx file to write")
-    e.add_argument("--model", default=None, help="named model or weights file (default: the package's default)")
+    e.add_argument("--model", default=None, help=f"named model ({MODEL_NAMES}) or weights file (default: trans3dhead)")
     e.add_argument("--opset", type=int, default=DEFAULT_OPSET)
     e.add_argument("--half", action="store_true",
                    help="store as float16 the weights that float16 holds exactly, i.e. those of a weights file "

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 
+from trans3dhead.cli.common import MODEL_NAMES
+
 
 def model_card(name_or_path: str | None) -> dict:
     from importlib import resources
@@ -104,6 +106,6 @@ def cmd_info(args) -> int:
 
 def register(sub) -> None:
     p = sub.add_parser("info", help="the model card of a model (architecture, training data, figures, licence)")
-    p.add_argument("--model", default=None, help="named model or weights file (default: the package's default)")
+    p.add_argument("--model", default=None, help=f"named model ({MODEL_NAMES}) or weights file (default: trans3dhead)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_info)

@@ -19,7 +19,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from trans3dhead.cli.common import (non_negative_float, non_negative_int, positive_float, positive_int, set_threads,
+from trans3dhead.cli.common import (MODEL_NAMES, non_negative_float, non_negative_int, positive_float, positive_int, set_threads,
                                     unit_interval)
 from trans3dhead.errors import Trans3DHeadError
 
@@ -352,8 +352,8 @@ def register(subparsers) -> None:
     p.add_argument("inputs", nargs="*", metavar="INPUT",
                    help="image files, folders (searched recursively), videos, a camera index (0) or a stream URL")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder (created if needed)")
-    p.add_argument("--model", default=None, help="named model, weights file, or .onnx file with --backend onnx "
-                                                 "(default: the package's default model)")
+    p.add_argument("--model", default=None, help=f"named model ({MODEL_NAMES}), weights file, or .onnx file with "
+                                                 "--backend onnx (default: trans3dhead)")
     p.add_argument("--backend", choices=["torch", "onnx"], default="onnx")
     p.add_argument("--mesh", choices=["obj", "ply"], help="write each face's dense mesh")
     p.add_argument("--render", nargs="?", const=",".join(DEFAULT_STYLES), type=_parse_styles, default=None,
