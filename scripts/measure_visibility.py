@@ -40,33 +40,50 @@ class SharedHead(nn.Module):
         return self.net(x)
 
 
-def heads():
+def two_view_states(net, cfg, reader: AFLWCrops, split: dict):
+    """The network's last-layer landmark query states and pose on the labelled training crops as
+    is and mirrored (training/visibility.py view_crops): (queries, pose_deg, targets) tensors, and
+    the same outputs on the validation crops as arrays."""
     from trans3dhead.training.datamodule import cached_crops
 
+    crops = cached_crops(reader, Path(cfg.data.cache_dir))
+    qs, ps, ts = [], [], []
+    for view in range(2):
+        x, t = view_crops(crops[split["train_index"]], split["train_targets"], view, cfg)
+        out = query_states(net, x)
+        qs.append(torch.from_numpy(out["queries"]))
+        ps.append(torch.from_numpy(out["pose_deg"]))
+        ts.append(torch.from_numpy(t))
+    return torch.cat(qs), torch.cat(ps), torch.cat(ts), query_states(net, crops[split["val_index"]])
+
+
+def fit_and_score(module, inputs, targets, val_inputs, split: dict, val_yaw, fit_cfg) -> tuple[str, str]:
+    """Fit module on (inputs, targets), score it on the validation inputs: (its last training
+    epoch's log line, the AUC summary)."""
+    torch.manual_seed(0)
+    losses = []
+    fit_classifier(module, inputs, targets, fit_cfg, log=losses.append)
+    with torch.no_grad():
+        probs = torch.softmax(module(torch.as_tensor(val_inputs)), -1).numpy()
+    r = visibility_report(probs, split["val_targets"], val_yaw)["all"]
+    mean_auc = np.mean([r[c]["auc"] for c in ("self_occluded", "occluded", "visible")])
+    return losses[-1].strip(), (f"visible AUC {r['visible_auc']:.3f}, self-occluded {r['self_occluded']['auc']:.3f}, "
+                                f"occluded {r['occluded']['auc']:.3f}, mean of the three AUCs {mean_auc:.3f}")
+
+
+def heads():
     cfg = load_config("configs/visibility.yaml", [])
     net = build_network(read_weights(resolve_weights("trans3dhead")))
     reader = AFLWCrops(cfg.data.crops_root)
     split = labelled_split(cfg, reader)
-    crops = cached_crops(reader, Path(cfg.data.cache_dir))
-    qs, ts = [], []
-    for view in range(2):
-        x, t = view_crops(crops[split["train_index"]], split["train_targets"], view, cfg)
-        qs.append(torch.from_numpy(query_states(net, x)["queries"]))
-        ts.append(torch.from_numpy(t))
-    q, t = torch.cat(qs), torch.cat(ts)
-    val_q = torch.from_numpy(query_states(net, crops[split["val_index"]])["queries"])
+    q, _, t, val = two_view_states(net, cfg, reader, split)
     val_yaw = reader.yaw_deg[split["val_index"]]
     for name, head, epochs in (("shared linear", SharedHead(64), 12), ("shared MLP 64", SharedHead(64, 64), 12),
                                ("per-landmark linear", VisibilityHead(64, 0), 12),
                                ("per-landmark linear, 24 epochs", VisibilityHead(64, 0), 24),
                                ("shared 64 + per-landmark linear", VisibilityHead(64, 64), 12)):
-        torch.manual_seed(0)
-        fit_classifier(head, q, t, VisibilityFitConfig(epochs=epochs), log=lambda s: None)
-        with torch.no_grad():
-            r = visibility_report(torch.softmax(head(val_q), -1).numpy(), split["val_targets"], val_yaw)["all"]
-        mean_auc = np.mean([r[c]["auc"] for c in ("self_occluded", "occluded", "visible")])
-        print(f"{name}: visible AUC {r['visible_auc']:.3f}, self-occluded {r['self_occluded']['auc']:.3f}, "
-              f"occluded {r['occluded']['auc']:.3f}, mean of the three AUCs {mean_auc:.3f}", flush=True)
+        _, summary = fit_and_score(head, q, t, val["queries"], split, val_yaw, VisibilityFitConfig(epochs=epochs))
+        print(f"{name}: {summary}", flush=True)
 
 
 FITS = (  # (name, hidden, standardise the inputs, fit settings)
@@ -78,27 +95,12 @@ FITS = (  # (name, hidden, standardise the inputs, fit settings)
 )
 
 
-class Standardised(nn.Module):
-    """A head fitted on inputs standardised per feature (the training rows' mean and spread, as
-    visibility.standardise takes them: training/visibility.py feature_moments)."""
-
-    def __init__(self, head: nn.Module, inputs: torch.Tensor):
-        from trans3dhead.training.visibility import feature_moments
-
-        super().__init__()
-        self.head = head
-        self.mean, self.std = feature_moments(inputs)
-
-    def forward(self, x):
-        return self.head((x.float() - self.mean) / self.std)
-
-
 def fits(weights: str, cache: str | None):
     """The fit settings of FITS on W's query states (2 views), each scored on the validation split
     beside the pose-only prior; the final training cross-entropy is printed too (underfitting).
+    Standardised fits wrap the head as visibility.standardise does (training/visibility.py).
     cache: a file keeping the query states between runs (computed once)."""
-    from trans3dhead.training.datamodule import cached_crops
-    from trans3dhead.training.visibility import PosePrior
+    from trans3dhead.training.visibility import Float32Inputs, PosePrior, feature_moments
 
     cfg = load_config("configs/visibility.yaml", [])
     reader = AFLWCrops(cfg.data.crops_root)
@@ -109,39 +111,20 @@ def fits(weights: str, cache: str | None):
         payload = read_weights(resolve_weights(weights))
         state = {k: v for k, v in payload["state_dict"].items() if not k.startswith("model.visibility_head.")}
         net = build_network(build_payload("trans3dhead", dict(payload["model_config"], visibility=False), state))
-        crops = cached_crops(reader, Path(cfg.data.cache_dir))
-        qs, ps, ts = [], [], []
-        for view in range(2):
-            x, tv = view_crops(crops[split["train_index"]], split["train_targets"], view, cfg)
-            out = query_states(net, x)
-            qs.append(torch.from_numpy(out["queries"]))
-            ps.append(torch.from_numpy(out["pose_deg"]))
-            ts.append(torch.from_numpy(tv))
-        q, p, t = torch.cat(qs), torch.cat(ps), torch.cat(ts)
-        val = query_states(net, crops[split["val_index"]])
+        q, p, t, val = two_view_states(net, cfg, reader, split)
         if cache:
             torch.save((q, p, t, val), cache)
     val_yaw = reader.yaw_deg[split["val_index"]]
     dim = q.shape[-1]
     print(f"{weights}: query states of width {dim}, {len(q)} training rows, {len(val_yaw)} validation crops")
-
-    def score(name, module, inputs, val_inputs, fit_cfg):
-        torch.manual_seed(0)
-        losses = []
-        fit_classifier(module, inputs, t, fit_cfg, log=losses.append)
-        with torch.no_grad():
-            probs = torch.softmax(module(torch.from_numpy(val_inputs)), -1).numpy()
-        r = visibility_report(probs, split["val_targets"], val_yaw)["all"]
-        mean_auc = np.mean([r[c]["auc"] for c in ("self_occluded", "occluded", "visible")])
-        print(f"{name}: {losses[-1].strip()}; visible AUC {r['visible_auc']:.3f}, self-occluded "
-              f"{r['self_occluded']['auc']:.3f}, occluded {r['occluded']['auc']:.3f}, mean of the three AUCs "
-              f"{mean_auc:.3f}", flush=True)
-
-    score("pose-only prior", PosePrior(), p, val["pose_deg"], VisibilityFitConfig())
+    loss, summary = fit_and_score(PosePrior(), p, t, val["pose_deg"], split, val_yaw, VisibilityFitConfig())
+    print(f"pose-only prior: {loss}; {summary}", flush=True)
     for name, hidden, standardise, settings in FITS:
         torch.manual_seed(0)
         head = VisibilityHead(dim, hidden)
-        score(name, Standardised(head, q) if standardise else head, q, val["queries"], VisibilityFitConfig(**settings))
+        module = Float32Inputs(head, *feature_moments(q)) if standardise else head
+        loss, summary = fit_and_score(module, q, t, val["queries"], split, val_yaw, VisibilityFitConfig(**settings))
+        print(f"{name}: {loss}; {summary}", flush=True)
 
 
 def latency():

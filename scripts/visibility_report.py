@@ -9,11 +9,11 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from trans3dhead.config import load_config
 from trans3dhead.data.aflw_crops import AFLWCrops
+from trans3dhead.model.batching import forward_crops
 from trans3dhead.training.datamodule import cached_crops
 from trans3dhead.training.visibility import format_report, labelled_split, visibility_report
 from trans3dhead.weights import load_network
@@ -36,10 +36,7 @@ def main():
         net = load_network(name)
         if "visibility" not in net.output_names:
             raise SystemExit(f"{name}: no visibility head")
-        x = torch.from_numpy(np.ascontiguousarray(crops.transpose(0, 3, 1, 2))).float()
-        with torch.no_grad():
-            probs = torch.cat([net(x[i:i + 200])[net.output_names.index("visibility")]
-                               for i in range(0, len(x), 200)]).numpy()
+        probs = forward_crops(lambda x: dict(zip(net.output_names, net(x))), crops, 200)["visibility"]
         reports[name] = visibility_report(probs, split["val_targets"], yaw)
     print(format_report(reports))
     if args.json:

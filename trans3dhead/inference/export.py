@@ -38,12 +38,6 @@ def output_names(net: torch.nn.Module, crop_size: int = CROP_SIZE) -> tuple[str,
     return OUTPUT_NAMES[:n]
 
 
-def _shipped_onnx() -> list[str]:
-    from trans3dhead.weights import NAMED_ONNX
-
-    return list(NAMED_ONNX)
-
-
 def export_onnx_bytes(net: torch.nn.Module, opset: int = DEFAULT_OPSET, crop_size: int = CROP_SIZE,
                       fast: bool = True, fold_constants: bool = True) -> bytes:
     """The serialised ONNX model of net.forward with a dynamic batch axis. fast: export the
@@ -54,8 +48,10 @@ def export_onnx_bytes(net: torch.nn.Module, opset: int = DEFAULT_OPSET, crop_siz
     try:
         import onnx  # noqa: F401  (torch's exporter needs it; say so in one line, not a traceback)
     except ImportError:
+        from trans3dhead.weights import NAMED_ONNX
+
         raise Trans3DHeadError("exporting to ONNX needs the 'export' extra: pip install 'trans3dhead[export]' "
-                               f"(the models that ship an export, {', '.join(_shipped_onnx())}, need nothing), or use backend 'torch'") from None
+                               f"(the models that ship an export, {', '.join(NAMED_ONNX)}, need nothing), or use backend 'torch'") from None
     net = net.eval()
     if fast:
         net = export_form(net)

@@ -160,10 +160,11 @@ class FaceTracker:
             return []
         boxes = np.stack([roi_box_from_landmarks(tr.face.landmarks_2d) for tr in tracks])
         dets = [Detection(box=b, score=tr.det_score) for b, tr in zip(boxes, tracks)]
+        lost_below = max(LOST_QUALITY, self.aligner.min_quality or 0.0)  # the stricter of the two
         for tr, face in zip(tracks, self.aligner.align_crops(image, boxes, dets)):
             tr.face = face
             lost = (self.factor is not None and branch_disagreement(face, self.factor) > LOST_DISAGREEMENT) \
-                or (face.quality is not None and face.quality < LOST_QUALITY) or not self.aligner.passes_quality(face)
+                or (face.quality is not None and face.quality < lost_below)
             tr.lost_frames = tr.lost_frames + 1 if lost else 0
         return list(tracks)
 

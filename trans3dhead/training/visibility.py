@@ -225,10 +225,10 @@ def fit_visibility(cfg: Config, payload: dict, log=_log) -> tuple[dict, dict]:
     log(f"fitting the visibility head (hidden {v.hidden}{', standardised states' if v.standardise else ''})")
     if v.standardise:
         mean, std = feature_moments(queries)
-        fit_classifier(_Float32(head, mean, std), queries, targets, v, log=log)
+        fit_classifier(Float32Inputs(head, mean, std), queries, targets, v, log=log)
         fold_standardisation(head, mean, std)
     else:
-        fit_classifier(_Float32(head), queries, targets, v, log=log)
+        fit_classifier(Float32Inputs(head), queries, targets, v, log=log)
     prior = PosePrior()
     log("fitting the pose-only prior (baseline)")
     fit_classifier(prior, poses, targets, v, log=log)
@@ -286,7 +286,7 @@ def fold_standardisation(head: VisibilityHead, mean: torch.Tensor, std: torch.Te
         linear.weight.div_(std[None, :])
 
 
-class _Float32(nn.Module):
+class Float32Inputs(nn.Module):
     """Runs a module on float16-stored inputs in float32 (the query states are kept in half to
     halve their memory: ~1 GB for four views of the training crops), optionally standardised."""
 
