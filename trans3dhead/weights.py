@@ -35,7 +35,7 @@ NAMED_WEIGHTS = {"3ddfa-mb05": "3ddfa_mb05.pt", "trans3dhead": "trans3dhead_defa
 # with --half for the float16-stored large model; the test suite checks each against its torch
 # weights), so the onnx backend needs no exporter for them. The reference ships none (all shipped
 # weights together stay under 50 MB, issue 12): with backend "onnx" it is exported in memory at load
-# (under a second; the 'export' extra).
+# (0.2 s here, 2 s cold: docs/results.md; the 'export' extra).
 NAMED_ONNX = {"trans3dhead": "trans3dhead_default.onnx", "trans3dhead-large": "trans3dhead_large.onnx"}
 DEFAULT_MODEL = "trans3dhead"
 INPUT_SPEC = {"crop_size": CROP_SIZE, "channels": "BGR", "pixel_range": [0, 255],
