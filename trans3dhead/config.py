@@ -147,6 +147,16 @@ class FaceScoreFitConfig:
     boxes_per_image: int = 150  # random square crops on each training non-face image
     boxes_per_texture: int = 40  # the same on each texture made by synthetic_textures
     weight_decay: float = 1e-3  # L2 on the standardised weights
+    # The faces' augmentation beyond the detector's jitter: an in-plane turn of up to positive_roll
+    # degrees, and with probability positive_occlusion a patch of a non-face image over 15-40 % of it.
+    positive_roll: float = 0.0
+    positive_occlusion: float = 0.0
+    # Animal faces as non-faces (training/animals.py): the folder the photos were fetched into
+    # (None: no animals, e.g. tests), the detector threshold their faces are found at, and the
+    # crops jittered from each such detection (scale 0.9-1.1, shift up to 5 %).
+    animal_dir: str | None = None
+    animal_detector_threshold: float = 0.3
+    animal_jitters: int = 40
     seed: int = 0
 
 

@@ -10,15 +10,20 @@ by logistic regression (L2 on standardised features, the two classes weighted eq
   and shift of up to 5 % of the side, the spread of a detector's crops;
 - **crops off the face**: training-split crops shifted by half their side along a diagonal;
 - **non-faces**: random square crops (15-60 % of the shorter side) of scikit-image's data images
-  (NON_FACE_TRAIN: every other one of its non-face images by name; the rest, NON_FACE_HELD_OUT,
-  and its cat `chelsea`, the one animal, are left for the report) and of textures made here
-  (synthetic_textures: blank, noise, stripes, checkers, rings).
+  (split_non_faces: every other one of its non-face images by name; the rest and its cat
+  `chelsea` are left for the report) and of textures made here (synthetic_textures: blank, noise,
+  stripes, checkers, rings);
+- **animal faces** (where face_score.animal_dir is set): every box the detector reports, at a
+  lowered threshold, on the detector views of the fitted half of the animal photos
+  (training/animals.py: cheetahs, a lion, a raccoon), cropped as the pipeline crops them and
+  jittered like the faces.
 
 Report (``face_score_report``), on data the fit never saw: the validation split's faces (as they
 are and jittered), the same crops shifted half off the face, random crops of the held-out images,
-scikit-image's 100 LFW non-face patches and random crops of the cat (what a detector reports on
-non-face images is measured end to end by scripts/measure_face_quality.py). AFLW2000-3D is not
-read.
+scikit-image's 100 LFW non-face patches, random crops of the cat and, where the animals are used,
+the detector's boxes on the held-out animals (the cat among them) and on a face-like figure (what
+a detector reports on non-face images is measured end to end by scripts/measure_face_quality.py
+and scripts/measure_non_face.py). AFLW2000-3D is not read.
 """
 from __future__ import annotations
 
@@ -108,17 +113,56 @@ def in_canvas(crop: np.ndarray) -> np.ndarray:
     return cv2.copyMakeBorder(big, CANVAS_PAD, CANVAS_PAD, CANVAS_PAD, CANVAS_PAD, cv2.BORDER_REPLICATE)
 
 
-def jittered(crop: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
-    """The face re-cropped with a scale of 0.9-1.1 and a shift of up to 5 % of its side."""
-    side = (FACE_BOX[2] - FACE_BOX[0]) * rng.uniform(0.9, 1.1)
-    cx, cy = (FACE_BOX[:2] + FACE_BOX[2:]) / 2 + rng.uniform(-0.05, 0.05, 2) * (FACE_BOX[2] - FACE_BOX[0])
-    return extract_crop(in_canvas(crop), [cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2], size)
+def jittered(crop: np.ndarray, rng: np.random.Generator, size: int, max_roll: float = 0.0,
+             occlusion: float = 0.0, occluders: list[np.ndarray] | None = None) -> np.ndarray:
+    """The face re-cropped with a scale of 0.9-1.1 and a shift of up to 5 % of its side; turned in
+    the image plane by up to max_roll degrees (uniform); with probability occlusion, a patch of one
+    of the occluders (non-face images) covering 15-40 % of the face pasted over it (a cup, a hand,
+    a scarf: real faces are often partly hidden)."""
+    canvas = in_canvas(crop)
+    centre = (FACE_BOX[:2] + FACE_BOX[2:]) / 2
+    face_side = FACE_BOX[2] - FACE_BOX[0]
+    if occlusion and occluders and rng.uniform() < occlusion:
+        src = occluders[rng.integers(len(occluders))]
+        area = rng.uniform(0.15, 0.4) * face_side ** 2
+        aspect = np.exp(rng.uniform(-0.7, 0.7))
+        w, h = (int(min(face_side, v)) for v in (np.sqrt(area * aspect), np.sqrt(area / aspect)))
+        sx, sy = rng.integers(0, src.shape[1] - min(w, src.shape[1]) + 1), rng.integers(0, src.shape[0] - min(h, src.shape[0]) + 1)
+        patch = cv2.resize(src[sy:sy + h, sx:sx + w], (w, h))
+        x0 = int(FACE_BOX[0] + rng.uniform(0, face_side - w))
+        y0 = int(FACE_BOX[1] + rng.uniform(0, face_side - h))
+        canvas = canvas.copy()
+        canvas[y0:y0 + h, x0:x0 + w] = patch
+    if max_roll:
+        m = cv2.getRotationMatrix2D((float(centre[0]), float(centre[1])), float(rng.uniform(-max_roll, max_roll)), 1.0)
+        canvas = cv2.warpAffine(canvas, m, canvas.shape[1::-1], flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    side = face_side * rng.uniform(0.9, 1.1)
+    cx, cy = centre + rng.uniform(-0.05, 0.05, 2) * face_side
+    return extract_crop(canvas, [cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2], size)
 
 
 def shifted(crop: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
     """The face's crop box moved by half its side along a random diagonal."""
     d = rng.choice([-1.0, 1.0], 2) * (FACE_BOX[2] - FACE_BOX[0]) / 2
     return extract_crop(in_canvas(crop), FACE_BOX + np.r_[d, d], size)
+
+
+def detection_crops(image: np.ndarray, detector, size: int, rng: np.random.Generator | None = None,
+                    jitters: int = 0) -> list[np.ndarray]:
+    """Crops of every face the detector reports on the image's detector views, each as the
+    pipeline crops it (the detector's crop policy) and, given rng, jitters more re-cropped with a
+    scale of 0.9-1.1 and a shift of up to 5 % of the side."""
+    out = []
+    for view in detector_views(image):
+        for det in detector.detect(view):
+            box = detector.crop_box(det)
+            out.append(extract_crop(view, box, size))
+            side = box[2] - box[0]
+            for _ in range(jitters if rng is not None else 0):
+                s = side * rng.uniform(0.9, 1.1)
+                cx, cy = (box[:2] + box[2:]) / 2 + rng.uniform(-0.05, 0.05, 2) * side
+                out.append(extract_crop(view, [cx - s / 2, cy - s / 2, cx + s / 2, cy + s / 2], size))
+    return out
 
 
 def random_crops(image: np.ndarray, count: int, rng: np.random.Generator, size: int) -> list[np.ndarray]:
@@ -215,37 +259,58 @@ def fit_face_score(cfg: Config, payload: dict, log=_log) -> tuple[dict, dict]:
     textures = synthetic_textures(rng)
     boxes = f.boxes_per_image if not cfg.data.limit else max(1, cfg.data.limit // len(train_names))
     groups = {
-        "faces": [jittered(c, rng, size) for c in read(pos_idx)],
+        "faces": [jittered(c, rng, size, f.positive_roll, f.positive_occlusion, [images[n] for n in train_names])
+                  for c in read(pos_idx)],
         "shifted": [shifted(c, rng, size) for c in read(shift_idx)],
         "non_face": [c for n in train_names for c in random_crops(images[n], boxes, rng, size)]
         + [c for t in textures.values() for c in random_crops(t, f.boxes_per_texture if not cfg.data.limit else 1, rng, size)],
     }
+    animals = None
+    if f.animal_dir:
+        animals = _animal_sets(f, size)
+        groups["animal"] = [c for n in animals["fitted"] for c in
+                            detection_crops(animals["images"][n], animals["detector"], size, rng, f.animal_jitters)]
     log(f"face score: {len(groups['faces'])} faces, {len(groups['shifted'])} crops off the face, "
-        f"{len(groups['non_face'])} non-face crops ({len(train_names)} images, {len(textures)} textures)")
-    feats = {k: score_features(predictor, np.stack(v)) for k, v in groups.items()}
-    x = np.concatenate([feats["faces"], feats["shifted"], feats["non_face"]])
-    y = np.r_[np.ones(len(feats["faces"])), np.zeros(len(feats["shifted"]) + len(feats["non_face"]))]
+        f"{len(groups['non_face'])} non-face crops ({len(train_names)} images, {len(textures)} textures)"
+        + (f", {len(groups['animal'])} animal crops ({', '.join(animals['fitted'])})" if animals else ""))
+    feats = {k: score_features(predictor, np.stack(v)) for k, v in groups.items() if len(v)}
+    negatives = [feats[k] for k in ("shifted", "non_face", "animal") if k in feats]
+    x = np.concatenate([feats["faces"], *negatives])
+    y = np.r_[np.ones(len(feats["faces"])), np.zeros(sum(len(n) for n in negatives))]
     weight, bias = fit_logistic(x, y, f.weight_decay)
     head = FaceScoreHead(x.shape[1] // 3)
     with torch.no_grad():
         head.linear.weight.copy_(torch.from_numpy(weight).float()[None])
         head.linear.bias.fill_(bias)
 
-    report = face_score_report(predictor, head, read(val_idx), images, held_out, rng, size)
+    report = face_score_report(predictor, head, read(val_idx), images, held_out, rng, size, animals)
     config = dict(payload["model_config"], face_score=True)
     state = {**state, **{f"model.face_score_head.{k}": t for k, t in head.state_dict().items()}}
     provenance = dict(payload.get("provenance", {}))
     provenance["face_score_fit"] = {
         "config": dataclasses.asdict(f), "code_commit": code_commit(), "faces": len(groups["faces"]),
         "shifted": len(groups["shifted"]), "non_face_crops": len(groups["non_face"]),
-        "non_face_images": train_names, "exclusions": records, "report": report}
+        "non_face_images": train_names, "exclusions": records, "report": report,
+        "animal_crops": len(groups.get("animal", [])), "animals_fitted": animals["fitted"] if animals else []}
     out = build_payload("trans3dhead", config, state, provenance, payload.get("input"))
     build_network(out)  # loads strictly
     return out, report
 
 
+def _animal_sets(f, size: int) -> dict:
+    """The animal photos, their split and the detector that finds their faces (training/animals.py)."""
+    from trans3dhead.inference.detectors import RetinaFaceDetector
+    from trans3dhead.training.animals import FACE_LIKE_SOURCES, animal_images, split_animals
+
+    images = animal_images(f.animal_dir)
+    fitted, held_out = split_animals(images)
+    face_like = animal_images(f.animal_dir, sorted(FACE_LIKE_SOURCES))
+    return {"images": images, "fitted": fitted, "held_out": held_out, "face_like": face_like,
+            "detector": RetinaFaceDetector(score_threshold=f.animal_detector_threshold)}
+
+
 def face_score_report(predictor, head: FaceScoreHead, val_crops: np.ndarray, images: dict, held_out: list[str],
-                      rng: np.random.Generator, size: int) -> dict:
+                      rng: np.random.Generator, size: int, animals: dict | None = None) -> dict:
     """Scores on data the fit did not see: {group: {"n", "median", "p99", "auc" (validation faces
     against the group), "passed_at_face_p1" (share scoring at least the 1st percentile of the
     validation faces)}} and the validation faces' percentiles."""
@@ -259,7 +324,7 @@ def face_score_report(predictor, head: FaceScoreHead, val_crops: np.ndarray, ima
         return torch.sigmoid(logits).numpy().ravel()
 
     lfw = np.load(Path(skimage.data.__file__).parent / "lfw_subset.npy")[100:]  # its non-face half
-    animals = [n for n in held_out if n in ANIMAL_IMAGES]
+    cats = [n for n in held_out if n in ANIMAL_IMAGES]
     faces = scores(list(val_crops))
     faces_jittered = scores([jittered(c, rng, size) for c in val_crops])
     groups = {
@@ -269,8 +334,14 @@ def face_score_report(predictor, head: FaceScoreHead, val_crops: np.ndarray, ima
             [c for n in held_out if n not in ANIMAL_IMAGES for c in random_crops(images[n], 40, rng, size)]),
         "LFW non-face patches": scores([np.repeat((cv2.resize(p, (size, size)) * 255).astype(np.uint8)[..., None], 3, -1)
                                         for p in lfw]),
-        "random crops of the cat": scores([c for n in animals for c in random_crops(images[n], 40, rng, size)]),
+        "random crops of the cat": scores([c for n in cats for c in random_crops(images[n], 40, rng, size)]),
     }
+    if animals is not None:
+        det = animals["detector"]
+        groups["detector boxes on the held-out animals (" + ", ".join(animals["held_out"]) + ")"] = scores(
+            [c for n in animals["held_out"] for c in detection_crops(animals["images"][n], det, size)])
+        for name, img in animals["face_like"].items():
+            groups[f"detector boxes on {name} (face-like, not fitted)"] = scores(detection_crops(img, det, size))
     p1 = float(np.percentile(faces, 1)) if len(faces) else float("nan")
     out = {"validation faces": {"n": int(len(faces)), "p1": p1, "median": float(np.median(faces)) if len(faces) else None,
                                 "below_0.5": int((faces < 0.5).sum())}}
