@@ -72,6 +72,16 @@ def test_documented_command_parses(command):
     assert callable(args.func)
 
 
+SCRIPTS = sorted({w for _, code in blocks("bash") for line in code.replace("\\\n", " ").splitlines()
+                  for w in shlex.split(line, comments=True)[1:2]
+                  if shlex.split(line, comments=True)[:1] == ["python"] and w.startswith(("scripts/", "benchmarks/"))})
+
+
+def test_documented_scripts_exist():
+    assert "scripts/fetch_animal_images.py" in SCRIPTS
+    assert [s for s in SCRIPTS if not (REPO_ROOT / s).is_file()] == []
+
+
 def _cheap(command: str) -> bool:
     words = shlex.split(command)
     return words[1] == "info" and "--model" not in words[2:] or (

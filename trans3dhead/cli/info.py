@@ -79,8 +79,10 @@ def _print_card(card: dict) -> None:
     if fs:
         rep = fs.get("report", {})
         aucs = ", ".join(f"{name} {r['auc']:.4f}" for name, r in rep.items() if r.get("auc") is not None)
-        print(f"face score: head fitted on {fs['faces']} faces, {fs['shifted']} crops off the face and "
-              f"{fs['non_face_crops']} non-face crops; held-out AUC against validation faces: {aucs}")
+        animals = (f", {fs['animal_crops']} crops of animal faces ({', '.join(fs['animals_fitted'])})"
+                   if fs.get("animal_crops") else "")
+        print(f"face score: head fitted on {fs['faces']} faces, {fs['shifted']} crops off the face, "
+              f"{fs['non_face_crops']} non-face crops{animals}; held-out AUC against validation faces: {aucs}")
     elif card["arch"] == "trans3dhead":
         print("face score: none (quality from the branch agreement; fit a head with `trans3dhead train-face-score`)")
     fig = card.get("aflw2000_3d")
