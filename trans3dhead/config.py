@@ -98,6 +98,12 @@ class DataConfig:
     # human jaw points (0-16) are used only on faces whose |yaw| (the crops' own estimate) is at most
     # this many degrees; None uses them on every face.
     human_jaw_max_yaw_deg: float | None = None
+    # Teacher labels of the human-labelled training crops refitted to the human points
+    # (training/refit.py): the prior's spread in units of the BFM parameter spread (None: off),
+    # the human points' sigma (pixels) and the rotation prior (degrees; 0 keeps the teacher's angles).
+    teacher_refit_prior: float | None = None
+    teacher_refit_sigma_px: float = 2.0
+    teacher_refit_rotation_deg: float = 0.0
 
 
 @dataclass

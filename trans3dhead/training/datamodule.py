@@ -144,6 +144,11 @@ class CropsDataModule(L.LightningDataModule):
         labels = None
         if d.teacher_labels:
             labels = _cached_labels(self.crops, d, None if d.limit else reader.names)
+        if labels is not None and d.teacher_refit_prior:
+            from trans3dhead.training.refit import refit_labels
+
+            labels = refit_labels(labels, human, train_idx, jaw_off, d.teacher_refit_prior, d.teacher_refit_sigma_px,
+                                  CROP_SIZE, d.teacher_refit_rotation_deg)
         seed = self.config.train.seed
         self.train_set = CropDataset(self.crops, train_idx, self.config.augment, seed, human, labels, jaw_off)
         self.val_set = CropDataset(self.crops, val_idx, None, seed, human, labels)
