@@ -120,7 +120,6 @@ def jittered(crop: np.ndarray, rng: np.random.Generator, size: int, max_roll: fl
     of the occluders (non-face images) covering 15-40 % of the face pasted over it (a cup, a hand,
     a scarf: real faces are often partly hidden)."""
     canvas = in_canvas(crop)
-    centre = (FACE_BOX[:2] + FACE_BOX[2:]) / 2
     face_side = FACE_BOX[2] - FACE_BOX[0]
     if occlusion and occluders and rng.uniform() < occlusion:
         src = occluders[rng.integers(len(occluders))]
@@ -134,11 +133,19 @@ def jittered(crop: np.ndarray, rng: np.random.Generator, size: int, max_roll: fl
         canvas = canvas.copy()
         canvas[y0:y0 + h, x0:x0 + w] = patch
     if max_roll:
-        m = cv2.getRotationMatrix2D((float(centre[0]), float(centre[1])), float(rng.uniform(-max_roll, max_roll)), 1.0)
+        cx, cy = (float(v) for v in (FACE_BOX[:2] + FACE_BOX[2:]) / 2)
+        m = cv2.getRotationMatrix2D((cx, cy), float(rng.uniform(-max_roll, max_roll)), 1.0)
         canvas = cv2.warpAffine(canvas, m, canvas.shape[1::-1], flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    side = face_side * rng.uniform(0.9, 1.1)
-    cx, cy = centre + rng.uniform(-0.05, 0.05, 2) * face_side
-    return extract_crop(canvas, [cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2], size)
+    return extract_crop(canvas, jitter_box(FACE_BOX, rng), size)
+
+
+def jitter_box(box: np.ndarray, rng: np.random.Generator) -> list[float]:
+    """A square box re-drawn with a scale of 0.9-1.1 and a shift of up to 5 % of its side, the
+    spread of a detector's crops around a face."""
+    side = box[2] - box[0]
+    s = side * rng.uniform(0.9, 1.1)
+    cx, cy = (box[:2] + box[2:]) / 2 + rng.uniform(-0.05, 0.05, 2) * side
+    return [cx - s / 2, cy - s / 2, cx + s / 2, cy + s / 2]
 
 
 def shifted(crop: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
@@ -157,11 +164,7 @@ def detection_crops(image: np.ndarray, detector, size: int, rng: np.random.Gener
         for det in detector.detect(view):
             box = detector.crop_box(det)
             out.append(extract_crop(view, box, size))
-            side = box[2] - box[0]
-            for _ in range(jitters if rng is not None else 0):
-                s = side * rng.uniform(0.9, 1.1)
-                cx, cy = (box[:2] + box[2:]) / 2 + rng.uniform(-0.05, 0.05, 2) * side
-                out.append(extract_crop(view, [cx - s / 2, cy - s / 2, cx + s / 2, cy + s / 2], size))
+            out += [extract_crop(view, jitter_box(box, rng), size) for _ in range(jitters if rng is not None else 0)]
     return out
 
 
@@ -267,7 +270,7 @@ def fit_face_score(cfg: Config, payload: dict, log=_log) -> tuple[dict, dict]:
     }
     animals = None
     if f.animal_dir:
-        animals = _animal_sets(f, size)
+        animals = _animal_sets(f)
         groups["animal"] = [c for n in animals["fitted"] for c in
                             detection_crops(animals["images"][n], animals["detector"], size, rng, f.animal_jitters)]
     log(f"face score: {len(groups['faces'])} faces, {len(groups['shifted'])} crops off the face, "
@@ -297,7 +300,7 @@ def fit_face_score(cfg: Config, payload: dict, log=_log) -> tuple[dict, dict]:
     return out, report
 
 
-def _animal_sets(f, size: int) -> dict:
+def _animal_sets(f) -> dict:
     """The animal photos, their split and the detector that finds their faces (training/animals.py)."""
     from trans3dhead.inference.detectors import RetinaFaceDetector
     from trans3dhead.training.animals import FACE_LIKE_SOURCES, animal_images, split_animals
