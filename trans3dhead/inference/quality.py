@@ -37,12 +37,12 @@ SHARPNESS_HALF = 8.0
 # The threshold to pass as HeadAligner(min_quality=...) / predict --min-quality to drop non-faces.
 # Rule for a model with a face-score head: 0.5, the head's decision point (its two classes were
 # weighted equally when it was fitted). With the shipped default it keeps 924 of the 927
-# validation faces the detector finds and every face of the clip (lowest 0.674) and the bundled
-# photo, passes no animal face the default detector reports on seven animal photos, 0-0.1 % of
-# random and shifted crops and no heavily blurred face (docs/results.md, "Face-quality score"). Before the face score (branch agreement only) it was
+# validation faces the detector finds, 76 of 77 sampled clip faces (the other 0.46) and the
+# bundled photo, passes no animal face the default detector reports on seven animal photos, 0-0.1 %
+# of random and shifted crops and no heavily blurred face (docs/results.md, "Face-quality score"). Before the face score (branch agreement only) it was
 # the lowest clip face less a margin: 0.4 with the attempt-8 weights, 0.3 before them.
 RECOMMENDED_MIN_QUALITY = 0.5
-# Off by default: no threshold keeps every real validation face (the lowest scores 0.079) while
+# Off by default: no threshold keeps every real validation face (the lowest scores 0.046) while
 # rejecting the non-faces; 0.5 drops 0.3 % of real faces and about two thirds of moderately
 # blurred ones. Every face carries its quality; a user
 # who needs non-faces dropped sets the threshold.
