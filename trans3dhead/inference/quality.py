@@ -29,7 +29,7 @@ import numpy as np
 
 # Branch disagreement (% of the crop side) where the agreement factor is 0.5: the 98th percentile
 # of the default model's disagreement on the validation split (930 faces, inference/tracking.py).
-AGREEMENT_HALF = 1.22  # 1.20, 0.49 and 0.44 for the weights of attempts 8 and 7 and before (docs/results.md)
+AGREEMENT_HALF = 1.20  # 1.22, 1.20, 0.49 and 0.44 for the weights of attempts 9, 8 and 7 and before (docs/results.md)
 # Laplacian variance (grey levels squared) of the crop centre where the sharpness factor is 0.5:
 # between validation faces (minimum 15, 1st percentile 26) and the same faces blurred with sigma
 # 6 px of the 120 crop (95th percentile 4.4).
