@@ -8,7 +8,13 @@ def cmd_train_face_score(args) -> int:
     from trans3dhead.cli.common import run_head_stage
     from trans3dhead.training.face_score import fit_face_score, format_face_score_report
 
-    return run_head_stage(args, fit_face_score, format_face_score_report, "face-score")
+    def fit(cfg, payload):
+        from trans3dhead.inference.detectors import RetinaFaceDetector
+
+        detector = RetinaFaceDetector(score_threshold=cfg.face_score.animal_detector_threshold)
+        return fit_face_score(cfg, payload, detector=detector)
+
+    return run_head_stage(args, fit, format_face_score_report, "face-score")
 
 
 def register(sub) -> None:

@@ -229,9 +229,12 @@ def _split_indices(cfg: Config, reader: AFLWCrops) -> tuple[np.ndarray, np.ndarr
     return np.flatnonzero(keep & ~is_val), np.flatnonzero(keep & is_val), records
 
 
-def fit_face_score(cfg: Config, payload: dict, log=_log) -> tuple[dict, dict]:
+def fit_face_score(cfg: Config, payload: dict, log=_log, detector=None) -> tuple[dict, dict]:
     """A trans3dhead weights payload -> (the payload with a fitted face-score head, the report).
-    data.limit N (tests, probes): N faces of each kind, read one by one instead of the decoded cache."""
+    data.limit N (tests, probes): N faces of each kind, read one by one instead of the decoded cache.
+    detector: a FaceDetector (inference/detectors) run at face_score.animal_detector_threshold on
+    the animal photos; needed where face_score.animal_dir is set (the CLI stage passes RetinaFace:
+    training code does not import inference)."""
     from trans3dhead.training.datamodule import cached_crops
     from trans3dhead.training.system import code_commit
     from trans3dhead.weights import build_network, build_payload
@@ -270,7 +273,10 @@ def fit_face_score(cfg: Config, payload: dict, log=_log) -> tuple[dict, dict]:
     }
     animals = None
     if f.animal_dir:
-        animals = _animal_sets(f)
+        if detector is None:
+            raise Trans3DHeadError("face_score.animal_dir is set: the animal photos need a face detector "
+                                   "(fit_face_score(..., detector=...); the CLI stage passes RetinaFace)")
+        animals = _animal_sets(f, detector)
         groups["animal"] = [c for n in animals["fitted"] for c in
                             detection_crops(animals["images"][n], animals["detector"], size, rng, f.animal_jitters)]
     log(f"face score: {len(groups['faces'])} faces, {len(groups['shifted'])} crops off the face, "
@@ -300,16 +306,14 @@ def fit_face_score(cfg: Config, payload: dict, log=_log) -> tuple[dict, dict]:
     return out, report
 
 
-def _animal_sets(f) -> dict:
+def _animal_sets(f, detector) -> dict:
     """The animal photos, their split and the detector that finds their faces (training/animals.py)."""
-    from trans3dhead.inference.detectors import RetinaFaceDetector
     from trans3dhead.training.animals import FACE_LIKE_SOURCES, animal_images, split_animals
 
     images = animal_images(f.animal_dir)
     fitted, held_out = split_animals(images)
     face_like = animal_images(f.animal_dir, sorted(FACE_LIKE_SOURCES))
-    return {"images": images, "fitted": fitted, "held_out": held_out, "face_like": face_like,
-            "detector": RetinaFaceDetector(score_threshold=f.animal_detector_threshold)}
+    return {"images": images, "fitted": fitted, "held_out": held_out, "face_like": face_like, "detector": detector}
 
 
 def face_score_report(predictor, head: FaceScoreHead, val_crops: np.ndarray, images: dict, held_out: list[str],
