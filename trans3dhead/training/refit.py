@@ -27,8 +27,7 @@ from trans3dhead.face_model.bfm import FaceModel
 from trans3dhead.face_model.frames import CROP_SIZE
 from trans3dhead.face_model.landmarks68 import FLIP_PERM_68, JAW, mirror_landmarks
 from trans3dhead.face_model.pose import pose_deg_from_params
-
-_MIRROR_POSE = np.array([-1.0, 1.0, -1.0])  # yaw, pitch, roll under a horizontal mirror
+from trans3dhead.training.labels import _MIRROR_POSE
 
 
 def _skew(w: torch.Tensor) -> torch.Tensor:
@@ -90,27 +89,27 @@ def refit_labels(labels: dict, human: dict, indices, jaw_off: np.ndarray | None,
     out = {k: np.array(v, copy=True) for k, v in labels.items()}
     if not len(idx):
         return out
-    pts = np.stack([human[i][0] for i in idx]).astype(np.float64)
+    raw = np.stack([human[i][0] for i in idx]).astype(np.float64)
     vis = np.stack([human[i][1] for i in idx])
-    w = (np.isfinite(pts).all(-1) & (vis > 0)).astype(np.float64)
+    w = (np.isfinite(raw).all(-1) & (vis > 0)).astype(np.float64)
+    pts = np.nan_to_num(raw)
     if jaw_off is not None:
         w[np.asarray(jaw_off)[idx], JAW] = 0.0
     direct = refit_params(labels["params"][idx], pts, w, prior, sigma_px, crop_size, rotation_deg=rotation_deg)
-    mirrored = refit_params(labels["mirror_params"][idx], mirror_landmarks(np.nan_to_num(pts), crop_size),
+    mirrored = refit_params(labels["mirror_params"][idx], mirror_landmarks(pts, crop_size),
                             w[:, FLIP_PERM_68], prior, sigma_px, crop_size, rotation_deg=rotation_deg)
     fm = FaceModel(dense=False).double()
     with torch.no_grad():
         lm_d = fm.landmarks_crop(torch.from_numpy(direct), crop_size).numpy()
         lm_m = fm.landmarks_crop(torch.from_numpy(mirrored), crop_size).numpy()
     lm = (lm_d + mirror_landmarks(lm_m, crop_size)) / 2
-    pose = (pose_deg_from_params(direct) + pose_deg_from_params(mirrored) * _MIRROR_POSE) / 2
-    dtype = {k: out[k].dtype for k in out}
+    mirror_pose = _MIRROR_POSE.numpy()
+    pose = (pose_deg_from_params(direct) + pose_deg_from_params(mirrored) * mirror_pose) / 2
     out["lm"][idx], out["params"][idx], out["pose_deg"][idx] = lm, direct, pose
     out["mirror_lm"][idx] = mirror_landmarks(lm, crop_size)
-    out["mirror_params"][idx], out["mirror_pose_deg"][idx] = mirrored, pose * _MIRROR_POSE
-    out = {k: v.astype(dtype[k]) for k, v in out.items()}
-    before = np.nanmean(np.where(w[..., None] > 0, np.abs(labels["lm"][idx][..., :2] - np.nan_to_num(pts)), np.nan))
-    after = np.nanmean(np.where(w[..., None] > 0, np.abs(lm_d[..., :2] - np.nan_to_num(pts)), np.nan))
+    out["mirror_params"][idx], out["mirror_pose_deg"][idx] = mirrored, pose * mirror_pose  # cast to each label's dtype on assignment
+    before = np.nanmean(np.where(w[..., None] > 0, np.abs(labels["lm"][idx][..., :2] - pts), np.nan))
+    after = np.nanmean(np.where(w[..., None] > 0, np.abs(lm_d[..., :2] - pts), np.nan))
     moved = np.abs(lm - labels["lm"][idx]).mean()
     log(f"teacher labels refitted to the human points on {len(idx)} crops (prior {prior} x the BFM spread, "
         f"sigma {sigma_px} px): mean |label - human| {before:.2f} -> {after:.2f} px per coordinate; "
