@@ -21,12 +21,14 @@ import platform
 import sys
 import time
 from datetime import date
+from itertools import product
 from pathlib import Path
 
 import torch
 
 from trans3dhead.fileio import atomic_write_text
 from trans3dhead.inference import HeadAligner
+from trans3dhead.inference.detectors import DEFAULT_DETECTOR, DETECTORS
 from trans3dhead.inference.images import IMAGE_SUFFIXES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,9 +51,15 @@ class Timed:
             self.cpu += time.process_time() - c0
 
 
-def measure(model: str, backend: str, batch_size: int, paths: list[Path], threads: int, second_pass: bool) -> dict:
+def measure(model: str, backend: str, batch_size: int, paths: list[Path], threads: int, second_pass: bool,
+            detector: str | None = None, detect_size: int | None = None) -> dict:
+    from trans3dhead.inference.detectors import build_detector
+
+    det = build_detector(detector or DEFAULT_DETECTOR, threads)
+    if detect_size:
+        det.max_side = detect_size
     aligner = HeadAligner(model=model, backend=backend, batch_size=batch_size, threads=threads,
-                          second_pass=second_pass)
+                          second_pass=second_pass, detector=det)
     list(aligner.align_files(paths[:4]))  # warm-up: sessions, caches, first-call costs
     det = Timed(aligner.detector, "detect_batch")
     net = Timed(aligner, "network")
@@ -61,7 +69,7 @@ def measure(model: str, backend: str, batch_size: int, paths: list[Path], thread
     # With one thread every library computes on the calling thread, so CPU seconds equal the wall
     # time of an idle machine; on a shared machine they are the robust figure (both are kept).
     return {"model": model, "backend": backend, "batch_size": batch_size, "second_pass": second_pass,
-            "images": len(paths), "faces": faces, "wall_s": wall, "cpu_s": cpu,
+            "detector": f"{aligner.detector.name} at {aligner.detector.max_side} px", "images": len(paths), "faces": faces, "wall_s": wall, "cpu_s": cpu,
             "images_per_s": len(paths) / wall, "images_per_cpu_s": len(paths) / cpu,
             "ms_per_image": 1000 * wall / len(paths), "cpu_ms_per_image": 1000 * cpu / len(paths),
             "detector_share": det.cpu / cpu, "network_share": net.cpu / cpu,
@@ -124,7 +132,7 @@ def measure_peer_3ddfa_v2(root: str, paths: list[Path], threads: int) -> dict:
         onnxruntime.InferenceSession = original
         torch.onnx.export = export
     return {"model": "3DDFA_V2 pipeline (FaceBoxes + mb05, its own code)", "backend": "onnx", "batch_size": 1,
-            "second_pass": False, "images": len(paths), "faces": faces, "wall_s": wall, "cpu_s": cpu,
+            "second_pass": False, "detector": "its FaceBoxes at <= 720x1080 px", "images": len(paths), "faces": faces, "wall_s": wall, "cpu_s": cpu,
             "images_per_s": len(paths) / wall, "images_per_cpu_s": len(paths) / cpu,
             "ms_per_image": 1000 * wall / len(paths), "cpu_ms_per_image": 1000 * cpu / len(paths),
             "detector_share": det.cpu / cpu, "network_share": float("nan"), "other_share": float("nan")}
@@ -138,6 +146,10 @@ def main(argv=None) -> int:
     ap.add_argument("--backend", action="append", choices=["torch", "onnx"], help="repeat to compare (default torch)")
     ap.add_argument("--batch-size", type=int, action="append", help="repeat (default 1 and 16)")
     ap.add_argument("--second-pass", action="store_true")
+    ap.add_argument("--detector", action="append", choices=sorted(DETECTORS),
+                    help=f"repeat to compare (default {DEFAULT_DETECTOR})")
+    ap.add_argument("--detect-size", type=int, action="append",
+                    help="the detector's max_side in pixels; repeat to compare (default: the detector's own)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--peer-3ddfa-v2", metavar="CLONE", help="also time 3DDFA_V2's own pipeline from this clone")
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/end_to_end"))
@@ -150,10 +162,11 @@ def main(argv=None) -> int:
     rows = []
     for model in args.model or ["3ddfa-mb05"]:
         for backend in args.backend or ["torch"]:
-            for bs in args.batch_size or [1, 16]:
-                rows.append(measure(model, backend, bs, paths, args.threads, args.second_pass))
+            for bs, detector, size in product(args.batch_size or [1, 16], args.detector or [None],
+                                              args.detect_size or [None]):
+                rows.append(measure(model, backend, bs, paths, args.threads, args.second_pass, detector, size))
                 r = rows[-1]
-                print(f"{model} {backend} batch {bs}: {r['images_per_cpu_s']:.1f} img per CPU-s "
+                print(f"{model} {backend} batch {bs}, {r['detector']}: {r['images_per_cpu_s']:.1f} img per CPU-s "
                       f"({r['images_per_s']:.1f} img/s wall), "
                       f"detector {100 * r['detector_share']:.0f}%, network {100 * r['network_share']:.0f}%",
                       file=sys.stderr)
@@ -168,10 +181,11 @@ def main(argv=None) -> int:
              f"torch {torch.__version__}). "
              "Images per CPU-second (= images/s on an idle machine at one thread); wall-clock images/s beside "
              "it; shares of CPU time; speed relative to the first row, measured in the same run.", "",
-             "| model | backend | batch | faces | images per CPU-s | CPU ms/image | images/s (wall) | x first row | detector "
-             "| network | decode, crops, rest |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| model | backend | batch | detector | faces | images per CPU-s | CPU ms/image | images/s (wall) | x first row "
+             "| detector share | network | decode, crops, rest |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['model']} | {r['backend']} | {r['batch_size']} | {r['faces']} | {r['images_per_cpu_s']:.1f} | "
+        lines.append(f"| {r['model']} | {r['backend']} | {r['batch_size']} | {r['detector']} | {r['faces']} | "
+                     f"{r['images_per_cpu_s']:.1f} | "
                      f"{r['cpu_ms_per_image']:.1f} | {r['images_per_s']:.1f} | {r['images_per_cpu_s'] / base:.2f} | "
                      f"{100 * r['detector_share']:.0f}% | {100 * r['network_share']:.0f}% | "
                      f"{100 * r['other_share']:.0f}% |")

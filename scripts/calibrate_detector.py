@@ -1,6 +1,7 @@
 """Fit a detector's box -> crop constants (CropPolicy) on AFLW2000-3D and report what they cost.
 
-Protocol (docs/detector_calibration.md): detect every image with RetinaFace; a face is found when
+Protocol (docs/detector_calibration.md): detect every image with the detector (RetinaFace, or
+FaceBoxes without its fallback: --detector faceboxes); a face is found when
 a detection scoring at least --score-threshold overlaps the ground-truth landmarks' bounding box
 with IoU >= 0.3 (the best such one is used). On the even-numbered half (index 0, 2, 4, ... of the
 meta names) the policy is first fitted geometrically (medians of the scale and centre shift that
@@ -12,6 +13,7 @@ over the image; once more with the second pass from it), and the figures on dete
 are given beside.
 
     python scripts/calibrate_detector.py --data-root ../shared/data/aflw2000_3d --json cache/calibration.json
+    python scripts/calibrate_detector.py --detector faceboxes --score-threshold 0.5 --json cache/calibration_faceboxes.json
 """
 from __future__ import annotations
 
@@ -30,8 +32,7 @@ from trans3dhead.face_model.frames import crop_to_image
 from trans3dhead.fileio import atomic_path, atomic_write_text
 from trans3dhead.inference.backends import build_backend
 from trans3dhead.inference.crops import CROP_SIZE, crop_box_from_landmarks, extract_crop
-from trans3dhead.inference.detectors import CropPolicy, RetinaFaceDetector
-from trans3dhead.inference.detectors.retinaface import RETINAFACE_CROP_POLICY
+from trans3dhead.inference.detectors import DETECTORS, CropPolicy
 from trans3dhead.fileio import read_image_file
 
 MIN_IOU = 0.3
@@ -45,13 +46,19 @@ def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / (area(a) + area(b) - inter)
 
 
-def detect_all(ds: AFLW2000_3D, cache: Path | None) -> np.ndarray:
+def make_detector(name: str, score_threshold: float):
+    """The detector alone (FaceBoxes without its fallback: its own boxes are being fitted)."""
+    options = {"fallback": None} if name == "faceboxes" else {}
+    return DETECTORS[name](score_threshold=score_threshold, threads=torch.get_num_threads(), **options)
+
+
+def detect_all(ds: AFLW2000_3D, cache: Path | None, detector: str = "retinaface") -> np.ndarray:
     """(M, 6) rows: image index, x0, y0, x1, y1, score, for every detection scoring >= the floor."""
     if cache and cache.is_file():
         with np.load(cache) as z:
             if list(z["names"]) == ds.names:
                 return z["detections"]
-    det = RetinaFaceDetector(score_threshold=CACHE_SCORE_FLOOR, threads=torch.get_num_threads())
+    det = make_detector(detector, CACHE_SCORE_FLOOR)
     rows = []
     t0 = time.perf_counter()
     for i in range(len(ds)):
@@ -132,8 +139,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-root", default=str(Path(__file__).resolve().parents[2] / "shared/data/aflw2000_3d"))
     ap.add_argument("--model", default="3ddfa-mb05")
+    ap.add_argument("--detector", choices=sorted(DETECTORS), default="retinaface")
     ap.add_argument("--score-threshold", type=float, default=0.9)
-    ap.add_argument("--cache", default="cache/retinaface_aflw2000_3d.npz", help="detections cache ('' for none)")
+    ap.add_argument("--cache", help="detections cache ('' for none; default cache/DETECTOR_aflw2000_3d.npz)")
     ap.add_argument("--json", help="write every figure to this JSON file")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--batch-size", type=int, default=64)
@@ -144,7 +152,8 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
 
     ds = AFLW2000_3D(args.data_root)
-    dets = detect_all(ds, Path(args.cache) if args.cache else None)
+    cache = f"cache/{args.detector}_aflw2000_3d.npz" if args.cache is None else args.cache
+    dets = detect_all(ds, Path(cache) if cache else None, args.detector)
     boxes = match(ds, dets, args.score_threshold)
     found = ~np.isnan(boxes[:, 0])
     even, odd = np.arange(0, len(ds), 2), np.arange(1, len(ds), 2)
@@ -183,12 +192,12 @@ def main(argv=None) -> int:
             rows[f"detector crops{tag}, all odd faces, misses: {miss_tag}"] = ev.score(odd, pred[odd])
         rows[f"roi_box crops{tag}, detected faces only"] = ev.score(hit, roi[sp][hit_rows])
         rows[f"detector crops{tag}, detected faces only"] = ev.score(hit, det[sp])
-    shipped = RETINAFACE_CROP_POLICY
+    shipped = DETECTORS[args.detector].crop_policy
     if shipped != policy:
         rows["detector crops with the SHIPPED policy, detected faces only"] = ev.score(
             hit, ev.predict(hit, shipped.crop_box(boxes[hit])))
 
-    lines = [f"model {args.model}, RetinaFace score >= {args.score_threshold}; odd half: {len(odd)} faces, "
+    lines = [f"model {args.model}, {args.detector} score >= {args.score_threshold}; odd half: {len(odd)} faces, "
              f"{len(miss)} missed (even half: {int((~found[even]).sum())} missed)",
              "", "| crops | NME [0,30) | NME [30,60) | NME [60,90] | NME mean of bins | NME all |",
              "|---|---|---|---|---|---|"]
@@ -196,11 +205,11 @@ def main(argv=None) -> int:
         lines.append(f"| {label} | " + " | ".join(f"{b:.3f}" for b in s.nme_bins)
                      + f" | **{s.nme_mean_of_bins:.3f}** | {s.nme_all:.3f} |")
     print("\n".join(lines))
-    print(f"\nRETINAFACE_CROP_POLICY = CropPolicy(scale={policy.scale}, shift_x={policy.shift_x}, "
+    print(f"\n{args.detector.upper()}_CROP_POLICY = CropPolicy(scale={policy.scale}, shift_x={policy.shift_x}, "
           f"shift_y={policy.shift_y})")
     if args.json:
         atomic_write_text(args.json, json.dumps({
-            "model": args.model, "score_threshold": args.score_threshold, "min_iou": MIN_IOU,
+            "model": args.model, "detector": args.detector, "score_threshold": args.score_threshold, "min_iou": MIN_IOU,
             "geometric_fit": vars(geometric), "policy": vars(policy), "fit_nme_even": fit_nme, "grid": grid,
             "missed_odd": [ds.names[i] for i in miss], "missed_even": [ds.names[i] for i in even[~found[even]]],
             "results_odd": {k: v.to_dict() for k, v in rows.items()}}, indent=2))

@@ -6,6 +6,8 @@ shared real data, one thread:
     python scripts/measure_detector.py shrink    # one INTER_AREA vs the fast shrink on 102 clip frames
     python scripts/measure_detector.py retry     # clip frames found with the retry at RETRY_SIZE
     python scripts/measure_detector.py sizes     # faces found in 1920x1080 composites per detection side
+    python scripts/measure_detector.py sizes --detector faceboxes   # the same for FaceBoxes (no fallback)
+    python scripts/measure_detector.py retry --detector faceboxes   # clip frames FaceBoxes finds (+ its fallback)
     python scripts/measure_detector.py int8      # RetinaFace's ONNX statically quantised to int8 vs float, ms
 """
 from __future__ import annotations
@@ -137,11 +139,14 @@ def shrink(det):
 def retry(det):
     frames = clip_frames(10)
     dets = [det.detect(f) for f in frames]
+    if det.name == "faceboxes":
+        alone = [det._detect_at(f, det.max_side) for f in frames]
+        print(f"FaceBoxes alone at {det.max_side}: found in {sum(bool(d) for d in alone)} of {len(frames)} frames")
     print(f"{det.max_side} + retry at {rf.RETRY_SIZE}: found in {sum(bool(d) for d in dets)} of {len(frames)} "
           f"frames; missed frames {[10 * k for k, d in enumerate(dets) if not d]}")
 
 
-def sizes(det):
+def sizes(det, sides=(1280, 960, 640)):
     """12 AFLW2000-3D faces (|yaw| < 45, a seeded sample) per 1920x1080 canvas, their roi_box scaled
     to a given side, 10 canvases per size; a face counts as found when a box holds its centre."""
     meta = np.load(DATA / "aflw2000_3d" / "aflw2000_3d_meta.npz")
@@ -149,7 +154,7 @@ def sizes(det):
     idx = [i for i in np.random.default_rng(0).permutation(len(names)) if yaw[i] < 45][:400]
     for face_px in (30, 45, 60, 90):
         row = []
-        for side in (1280, 960, 640):
+        for side in sides:
             found = total = 0
             for k0 in range(0, 120, 12):
                 canvas, centres = np.full((1080, 1920, 3), 90, np.uint8), []
@@ -220,7 +225,15 @@ def int8(det):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("what", choices=["profile", "decode", "shrink", "retry", "sizes", "int8"])
+    parser.add_argument("--detector", choices=["retinaface", "faceboxes"], default="retinaface",
+                        help="sizes and retry only (FaceBoxes: its score threshold 0.5, fallback RetinaFace)")
     args = parser.parse_args()
+    if args.detector == "faceboxes":
+        from trans3dhead.inference.detectors.faceboxes import FaceBoxesDetector
+
+        det = FaceBoxesDetector(threads=1)
+        {"sizes": lambda d: sizes(d, (1920, 1280, 960, 640)), "retry": retry}[args.what](det)
+        return
     det = rf.RetinaFaceDetector(threads=1)
     {"profile": profile, "decode": decode_equality, "shrink": shrink, "retry": retry, "sizes": sizes,
      "int8": int8}[args.what](det)

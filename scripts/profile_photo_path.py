@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from trans3dhead.inference import HeadAligner
+from trans3dhead.inference.detectors import DEFAULT_DETECTOR
 from trans3dhead.inference.images import IMAGE_SUFFIXES, load_image
 
 
@@ -25,11 +26,12 @@ def main():
     parser.add_argument("folder")
     parser.add_argument("-n", type=int, default=100, help="photos for the cProfile pass (sorted by name)")
     parser.add_argument("--top", type=int, default=12)
+    parser.add_argument("--detector", default=DEFAULT_DETECTOR, help=f"default {DEFAULT_DETECTOR}")
     args = parser.parse_args()
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     paths = sorted(p for p in Path(args.folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    aligner = HeadAligner(threads=1, batch_size=1)
+    aligner = HeadAligner(threads=1, batch_size=1, detector=args.detector)
     list(aligner.align_files(paths[:4]))  # warm-up
     profile = cProfile.Profile()
     profile.enable()

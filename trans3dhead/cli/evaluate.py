@@ -23,8 +23,10 @@ def _load_landmarks_file(path, n: int) -> np.ndarray:
     raise Trans3DHeadError(f"{p}: shape {arr.shape} is not ({n}, 68, 2|3) or ({n}, 2|3, 68)")
 
 
-def _predict_with_detector(model, ds, threads, batch_size: int, progress: bool, flip: bool = False) -> dict:
-    """The whole photo pipeline on the full 450x450 images: the default detector and crop policy,
+def _predict_with_detector(model, ds, threads, batch_size: int, progress: bool, flip: bool = False,
+                           detector: str | None = None) -> dict:
+    """The whole photo pipeline on the full 450x450 images: the detector (default: the library's)
+    and its crop policy,
     the detected face nearest the image centre. A miss is scored with the mean face at the image
     centre (the mean parameters in a crop box over the whole image) and counted."""
     from tqdm import tqdm
@@ -34,7 +36,8 @@ def _predict_with_detector(model, ds, threads, batch_size: int, progress: bool, 
     from trans3dhead.face_model.pose import pose_deg_from_params
     from trans3dhead.inference import HeadAligner
 
-    aligner = HeadAligner(model=model, threads=threads, batch_size=batch_size, flip=flip)
+    options = {} if detector is None else {"detector": detector}
+    aligner = HeadAligner(model=model, threads=threads, batch_size=batch_size, flip=flip, **options)
     mean_params = load_bfm_arrays()["param_mean"].astype(np.float64)
     mean_crop = FaceModel(dense=False).mean_landmarks_crop(CROP_SIZE).numpy().astype(np.float64)
     lm = np.empty((len(ds), 68, 3))
@@ -73,11 +76,14 @@ def cmd_evaluate(args) -> int:
     rows, payload, written = {}, {}, []
     if args.crops == "detector" and args.protocol != "package":
         raise Trans3DHeadError("--crops detector is scored in the package frame only (drop --protocol 3ddfa)")
+    if args.detector and args.crops != "detector":
+        raise Trans3DHeadError("--detector needs --crops detector")
     misses = {}
-    for name in args.model or [None]:
-        label = name or "trans3dhead (default)"
+    runs = [(name, det) for name in args.model or [None] for det in args.detector or [None]]
+    for name, det in runs:
+        label = (name or "trans3dhead (default)") + (f" + {det}" if det else "")
         if args.crops == "detector":
-            pred = _predict_with_detector(name, ds, args.threads, args.batch_size, not args.quiet, args.flip)
+            pred = _predict_with_detector(name, ds, args.threads, args.batch_size, not args.quiet, args.flip, det)
             misses[label] = pred["misses"]
         else:
             pred = run_aflw2000(load_network(name), ds, crops=args.crops, batch_size=args.batch_size,
@@ -89,8 +95,9 @@ def cmd_evaluate(args) -> int:
             payload[label]["detector_misses"] = misses[label]
         if args.save_predictions:
             out = Path(args.save_predictions)
-            if len(args.model or [None]) > 1:
-                out = out.with_name(f"{out.stem}_{Path(label).stem}{out.suffix}")
+            if len(runs) > 1:
+                tag = Path(name or "trans3dhead (default)").stem + (f"_{det}" if det else "")
+                out = out.with_name(f"{out.stem}_{tag}{out.suffix}")
             with atomic_path(out, suffix=".npz") as tmp:
                 with open(tmp, "wb") as f:
                     np.savez(f, names=np.array(ds.names), landmarks_2d=pred["landmarks_3d"][..., :2],
@@ -112,6 +119,8 @@ def cmd_evaluate(args) -> int:
 
 
 def register(sub) -> None:
+    from trans3dhead.inference.detectors import DETECTORS
+
     ev = sub.add_parser("evaluate", help="score a model on AFLW2000-3D (NME by yaw bin, pose MAE)")
     ev.add_argument("--dataset", default="aflw2000-3d")
     ev.add_argument("--data-root", required=True, help="the aflw2000_3d folder")
@@ -120,6 +129,8 @@ def register(sub) -> None:
                     help="provided: the standard crops_120; warp: bilinear crops of roi_box from the images; "
                          "detector: the whole photo pipeline on the full images (the default detector, the face "
                          "nearest the centre; a miss is scored as the mean face at the centre and counted)")
+    ev.add_argument("--detector", action="append", choices=sorted(DETECTORS),
+                    help="with --crops detector: the face detector (default: the library's); repeat to compare")
     ev.add_argument("--protocol", choices=["package", "3ddfa"], default="package",
                     help="package: exact package frame; 3ddfa: as 3DDFA's benchmark (0-based decode vs stored)")
     ev.add_argument("--landmarks", help="other ground truth .npy (2000, 68, 2|3) in pt3d_68's frame")

@@ -278,7 +278,7 @@ def cmd_predict(args) -> int:
     # once, when it first opens a video in the process; a value the user set is kept.
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
     from trans3dhead.inference import HeadAligner, writers
-    from trans3dhead.inference.detectors import RetinaFaceDetector
+    from trans3dhead.inference.detectors import build_detector
 
     set_threads(args.threads)  # the CLI owns the process; the library only scopes it
     inputs = list(args.inputs) + ([str(args.camera)] if args.camera is not None else [])
@@ -289,8 +289,7 @@ def cmd_predict(args) -> int:
         raise Trans3DHeadError("--show: no display here (DISPLAY is not set); drop --show or use --render")
     outdir = Path(args.output)
     _prepare_output_folder(outdir)
-    detector = RetinaFaceDetector(score_threshold=args.score_threshold, threads=args.threads,
-                                  max_side=args.detect_size)
+    detector = build_detector(args.detector, args.threads, args.score_threshold, args.detect_size)
     aligner = HeadAligner(model=args.model, detector=detector, backend=args.backend, second_pass=args.second_pass,
                           min_quality=args.min_quality, batch_size=args.batch_size, threads=args.threads,
                           flip=args.flip)
@@ -343,7 +342,7 @@ def cmd_predict(args) -> int:
 
 
 def register(subparsers) -> None:
-    from trans3dhead.inference.detectors.retinaface import DETECT_SIZE, RETRY_SIZE
+    from trans3dhead.inference.detectors import DEFAULT_DETECTOR, DETECTORS
     from trans3dhead.inference.quality import DEFAULT_MIN_QUALITY, RECOMMENDED_MIN_QUALITY
     from trans3dhead.inference.render import DEFAULT_STYLES
 
@@ -372,12 +371,17 @@ def register(subparsers) -> None:
     p.add_argument("--flip", action="store_true",
                    help="test-time flip: average each face's landmarks with those of its mirrored crop "
                         "(twice the network's work; pose and mesh unchanged)")
-    p.add_argument("--score-threshold", type=unit_interval, default=0.9,
-                   help="detector score threshold in [0, 1] (default 0.9)")
-    p.add_argument("--detect-size", type=positive_int, default=DETECT_SIZE, metavar="PX",
-                   help=f"longer side images are shrunk to for detection only (default {DETECT_SIZE}; larger finds "
-                        f"smaller faces in big photos and costs more; where nothing is found it is tried once at "
-                        f"{RETRY_SIZE} for a face filling the photo; landmarks always use the full image)")
+    p.add_argument("--detector", choices=sorted(DETECTORS), default=DEFAULT_DETECTOR,
+                   help=f"face detector (default {DEFAULT_DETECTOR}: FaceBoxes, with RetinaFace where it finds no face; "
+                        "retinaface: RetinaFace alone, slower, finds more faces under ~50 px of its input)")
+    p.add_argument("--score-threshold", type=unit_interval, default=None,
+                   help="detector score threshold in [0, 1] (default: the detector's own, "
+                        + ", ".join(f"{k} {v.score_threshold_default}" for k, v in sorted(DETECTORS.items())) + ")")
+    p.add_argument("--detect-size", type=positive_int, default=None, metavar="PX",
+                   help="longer side images are shrunk to for detection only (default: the detector's own, "
+                        + ", ".join(f"{k} {v.detect_size_default}" for k, v in sorted(DETECTORS.items()))
+                        + "; larger finds smaller faces in big photos and costs more; landmarks always use the "
+                          "full image; docs/predict.md#speed)")
     p.add_argument("--min-quality", type=unit_interval, default=DEFAULT_MIN_QUALITY, metavar="Q",
                    help="drop faces whose quality (how face-like the crop is, 0..1) is below Q (default: keep "
                         f"every face; {RECOMMENDED_MIN_QUALITY} drops crops off the face, most non-faces and heavy blur, "

@@ -20,7 +20,7 @@ from trans3dhead.face_model.frames import camera_from_params, crop_to_image
 from trans3dhead.face_model.landmarks68 import FLIP_PERM_68, mirror_landmarks
 from trans3dhead.inference.backends import build_backend
 from trans3dhead.inference.crops import crop_box_from_landmarks, extract_crop
-from trans3dhead.inference.detectors import CropPolicy, FaceDetector, GivenBoxes, build_detector
+from trans3dhead.inference.detectors import DEFAULT_DETECTOR, CropPolicy, FaceDetector, GivenBoxes, build_detector
 from trans3dhead.inference.images import IMAGE_SUFFIXES, load_image
 from trans3dhead.inference.quality import DEFAULT_MIN_QUALITY, crop_sharpness, face_quality
 from trans3dhead.inference.results import FaceResult, FileResult, FrameResult
@@ -54,7 +54,7 @@ class HeadAligner:
     and the detector (None: the libraries' defaults), set only while they run.
     """
 
-    def __init__(self, model: str | None = None, detector: str | FaceDetector = "retinaface",
+    def __init__(self, model: str | None = None, detector: str | FaceDetector = DEFAULT_DETECTOR,
                  backend: str = "onnx", score_threshold: float | None = None, max_faces: int | None = None,
                  min_quality: float | None = DEFAULT_MIN_QUALITY, second_pass: bool = False, batch_size: int = 32,
                  device: str = "cpu", threads: int | None = None, flip: bool = False):

@@ -44,11 +44,14 @@ class Detection:
     box: (4,) float64 x0, y0, x1, y1, image pixels (the detector's own box, before the policy).
     score: detector confidence in [0, 1] (1.0 for given boxes).
     keypoints: (5, 2) float64 image pixels (eyes, nose tip, mouth corners) or None.
+    source: name of the detector that found it where a detector falls back on another ("" otherwise);
+    its crop policy is that detector's.
     """
 
     box: np.ndarray
     score: float
     keypoints: np.ndarray | None = None
+    source: str = ""
 
 
 class FaceDetector(ABC):

@@ -1,0 +1,151 @@
+"""FaceBoxes (Zhang et al., "FaceBoxes: A CPU Real-time Face Detector with High Accuracy", IJCB
+2017), with the weights 3DDFA_V2 ships for its own pipeline (MIT; see
+trans3dhead/assets/LICENSE-3DDFA_V2.txt). scripts/convert_faceboxes.py folds their batch norms into
+the convolutions and writes trans3dhead/assets/faceboxes.onnx (float16 storage, float32 compute).
+
+Its first detection map has stride 32 (RetinaFace's has 8), so it costs about a third of
+RetinaFace-MobileNet0.25 at the same input size, and it finds faces down to ~20-30 px of its input.
+We decode its outputs ourselves, as for RetinaFace: anchors made once per input size and kept, only
+the anchors above the score threshold decoded, OpenCV's NMS.
+
+Where it finds no face at all, the fallback detector (RetinaFace by default) is run on the image:
+its detections keep their own crop policy (``crop_box`` asks the detector that made them).
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from trans3dhead.inference.detectors.base import CropPolicy, Detection, FaceDetector
+from trans3dhead.inference.detectors.retinaface import AnchorCache, input_blob, rescale_detection, shrink
+
+# Per stride: (anchor side in pixels, offsets of the anchor centres within a cell along each axis),
+# in the order the network's outputs list them; the densified small anchors start at the cell's
+# corner (offset 0), as the weights were trained. Decoded with variances 0.1 (centres), 0.2 (log sizes).
+ANCHOR_LAYOUT = {32: ((32, (0.0, 0.25, 0.5, 0.75)), (64, (0.0, 0.5)), (128, (0.5,))),
+                 64: ((256, (0.5,)),),
+                 128: ((512, (0.5,)),)}
+CENTRE_VARIANCE, SIZE_VARIANCE = 0.1, 0.2
+PIXEL_MEAN_BGR = (104.0, 117.0, 123.0)
+# Default longer side for detection (max_side): at 1920 it finds as many 45-90 px faces in 1920x1080
+# photos as RetinaFace at its 1280 (scripts/measure_detector.py sizes; at 1280 it loses most under 60 px).
+DETECT_SIZE = 1920
+MIN_DETECT_SIDE = 32  # smaller images are zero-padded on the right/bottom
+ONNX_FILE = "faceboxes.onnx"
+
+# Fitted on the even-numbered half of AFLW2000-3D by scripts/calibrate_detector.py --detector
+# faceboxes against 3DDFA's roi_box crops; figures on the odd half in docs/detector_calibration.md.
+FACEBOXES_CROP_POLICY = CropPolicy(scale=1.265, shift_x=-0.001, shift_y=0.073)
+
+
+def _cell_anchors(stride: int) -> np.ndarray:
+    """(A, 4) one cell's anchors: centre offsets in pixels from the cell's corner, side, side."""
+    rows = []
+    for side, offsets in ANCHOR_LAYOUT[stride]:
+        for oy in offsets:
+            for ox in offsets:
+                rows.append([ox * stride, oy * stride, side, side])
+    return np.array(rows, np.float64)
+
+
+def _make_anchors(height: int, width: int) -> np.ndarray:
+    parts = []
+    for stride in ANCHOR_LAYOUT:
+        nx, ny = -(-width // stride), -(-height // stride)
+        xx, yy = np.meshgrid(np.arange(nx) * stride, np.arange(ny) * stride)
+        corners = np.stack([xx.ravel(), yy.ravel()], 1).astype(np.float64)
+        cell = _cell_anchors(stride)
+        part = np.tile(cell, (len(corners), 1, 1))
+        part[:, :, :2] += corners[:, None]
+        parts.append(part.reshape(-1, 4))
+    return np.concatenate(parts)
+
+
+anchors_for = AnchorCache(_make_anchors)
+
+
+def decode(loc: np.ndarray, score: np.ndarray, height: int, width: int, score_threshold: float,
+           nms_threshold: float) -> list[Detection]:
+    """One image's raw outputs (N, 4) and (N,) -> Detections in the input's pixel frame, best first."""
+    keep = np.flatnonzero(score > score_threshold)
+    if not len(keep):
+        return []
+    a, b, s = anchors_for(height, width)[keep], loc[keep].astype(np.float64), score[keep].astype(np.float64)
+    wh = a[:, 2:] * np.exp(b[:, 2:] * SIZE_VARIANCE)
+    xy = a[:, :2] + a[:, 2:] * b[:, :2] * CENTRE_VARIANCE - wh / 2
+    xywh = np.concatenate([xy, wh], 1)
+    order = np.argsort(-s, kind="stable")
+    chosen = cv2.dnn.NMSBoxes(xywh[order].tolist(), s[order].tolist(), score_threshold, nms_threshold)
+    out = [Detection(box=np.array([x, y, x + w, y + h]), score=float(s[i]))
+           for i in order[np.asarray(chosen, np.int64).ravel()] for x, y, w, h in [xywh[i]]]
+    return sorted(out, key=lambda d: -d.score)
+
+
+class FaceBoxesDetector(FaceDetector):
+    """FaceBoxes, with a fallback detector where it finds nothing.
+
+    score_threshold: keep faces scoring above it. nms_threshold: IoU above which the weaker of two
+    boxes is dropped. max_side: longer side (pixels) an image is shrunk to for detection.
+    fallback: a detector name or instance run where FaceBoxes finds no face (None: none).
+    threads: onnxruntime intra-op threads (None: onnxruntime's default).
+    """
+
+    name = "faceboxes"
+    score_threshold_default = 0.5
+    detect_size_default = DETECT_SIZE
+    crop_policy = FACEBOXES_CROP_POLICY
+
+    def __init__(self, score_threshold: float = score_threshold_default, nms_threshold: float = 0.3,
+                 max_side: int = DETECT_SIZE, threads: int | None = None,
+                 fallback: str | FaceDetector | None = "retinaface",
+                 crop_policy: CropPolicy | None = None):
+        from trans3dhead.inference.detectors import build_detector
+
+        self.score_threshold = score_threshold
+        self.nms_threshold = nms_threshold
+        self.max_side = max_side
+        self.threads = threads
+        self.fallback = None if fallback is None else build_detector(fallback, threads)
+        if crop_policy is not None:
+            self.crop_policy = crop_policy
+        self._session = None
+
+    def _get_session(self):
+        if self._session is None:
+            import onnxruntime as ort
+
+            from trans3dhead.weights import named_asset
+
+            opts = ort.SessionOptions()
+            if self.threads:
+                opts.intra_op_num_threads = self.threads
+                opts.inter_op_num_threads = 1
+            self._session = ort.InferenceSession(str(named_asset(ONNX_FILE, "faceboxes")), opts,
+                                                 providers=["CPUExecutionProvider"])
+        return self._session
+
+    def detect(self, image_bgr: np.ndarray) -> list[Detection]:
+        dets = self._detect_at(image_bgr, self.max_side)
+        if not dets and self.fallback is not None:
+            dets = [Detection(d.box, d.score, d.keypoints, self.fallback.name) for d in self.fallback.detect(image_bgr)]
+        return dets
+
+    def _detect_at(self, image_bgr: np.ndarray, max_side: int) -> list[Detection]:
+        """FaceBoxes alone, the image shrunk to max_side."""
+        h, w = image_bgr.shape[:2]
+        factor = min(1.0, max_side / max(h, w))
+        img = image_bgr
+        if factor < 1.0:
+            img = shrink(image_bgr, (max(1, round(w * factor)), max(1, round(h * factor))))
+        ph, pw = max(0, MIN_DETECT_SIDE - img.shape[0]), max(0, MIN_DETECT_SIDE - img.shape[1])
+        if ph or pw:
+            img = cv2.copyMakeBorder(img, 0, ph, 0, pw, cv2.BORDER_CONSTANT, value=0)
+        x = input_blob(img, PIXEL_MEAN_BGR)
+        loc, score = self._get_session().run(None, {"input": x})
+        dets = decode(loc[0], score[0], img.shape[0], img.shape[1], self.score_threshold, self.nms_threshold)
+        return dets if factor == 1.0 else [rescale_detection(d, 1.0 / factor) for d in dets]
+
+    def crop_box(self, detection: Detection) -> np.ndarray:
+        if self.fallback is not None and detection.source == self.fallback.name:
+            return self.fallback.crop_box(detection)
+        return self.crop_policy.crop_box(detection.box)
