@@ -1,7 +1,7 @@
 """Fit a detector's box -> crop constants (CropPolicy) on AFLW2000-3D and report what they cost.
 
-Protocol (docs/detector_calibration.md): detect every image with the detector (RetinaFace, or
-FaceBoxes without its fallback: --detector faceboxes); a face is found when
+Protocol (docs/detector_calibration.md): detect every image with the detector alone (RetinaFace,
+or FaceBoxes: --detector faceboxes); a face is found when
 a detection scoring at least --score-threshold overlaps the ground-truth landmarks' bounding box
 with IoU >= 0.3 (the best such one is used). On the even-numbered half (index 0, 2, 4, ... of the
 meta names) the policy is first fitted geometrically (medians of the scale and centre shift that
@@ -47,9 +47,8 @@ def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def make_detector(name: str, score_threshold: float):
-    """The detector alone (FaceBoxes without its fallback: its own boxes are being fitted)."""
-    options = {"fallback": None} if name == "faceboxes" else {}
-    return DETECTORS[name](score_threshold=score_threshold, threads=torch.get_num_threads(), **options)
+    """The detector alone (without its fallback: its own boxes are being fitted)."""
+    return DETECTORS[name](score_threshold=score_threshold, threads=torch.get_num_threads())
 
 
 def detect_all(ds: AFLW2000_3D, cache: Path | None, detector: str = "retinaface") -> np.ndarray:

@@ -140,9 +140,10 @@ def retry(det):
     frames = clip_frames(10)
     dets = [det.detect(f) for f in frames]
     if det.name == "faceboxes":
-        alone = [det._detect_at(f, det.max_side) for f in frames]
+        alone = [det.primary._detect_at(f, det.max_side) for f in frames]
         print(f"FaceBoxes alone at {det.max_side}: found in {sum(bool(d) for d in alone)} of {len(frames)} frames")
-    print(f"{det.max_side} + retry at {rf.RETRY_SIZE}: found in {sum(bool(d) for d in dets)} of {len(frames)} "
+    then = ", then RetinaFace" if det.name == "faceboxes" else ""
+    print(f"{det.name} at {det.max_side} + retry at {rf.RETRY_SIZE}{then}: found in {sum(bool(d) for d in dets)} of {len(frames)} "
           f"frames; missed frames {[10 * k for k, d in enumerate(dets) if not d]}")
 
 
@@ -168,7 +169,7 @@ def sizes(det, sides=(1280, 960, 640)):
                     gx, gy = 160 + (j % 4) * 440, 120 + (j // 4) * 330
                     canvas[gy:gy + t, gx:gx + t] = tile[:1080 - gy, :1920 - gx]
                     centres.append((gx + t / 2, gy + t / 2))
-                boxes = [d.box for d in det._detect_at(canvas, side)]
+                boxes = [d.box for d in getattr(det, "primary", det)._detect_at(canvas, side)]
                 total += len(centres)
                 found += sum(any(b[0] < cx < b[2] and b[1] < cy < b[3] for b in boxes) for cx, cy in centres)
             row.append(f"{side}: {found}/{total}")
@@ -229,9 +230,9 @@ def main():
                         help="sizes and retry only (FaceBoxes: its score threshold 0.5, fallback RetinaFace)")
     args = parser.parse_args()
     if args.detector == "faceboxes":
-        from trans3dhead.inference.detectors.faceboxes import FaceBoxesDetector
+        from trans3dhead.inference.detectors import build_detector
 
-        det = FaceBoxesDetector(threads=1)
+        det = build_detector("faceboxes", threads=1)
         {"sizes": lambda d: sizes(d, (1920, 1280, 960, 640)), "retry": retry}[args.what](det)
         return
     det = rf.RetinaFaceDetector(threads=1)

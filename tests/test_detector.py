@@ -89,7 +89,8 @@ def test_given_boxes():
 
 
 def test_build_detector():
-    assert isinstance(build_detector("retinaface"), RetinaFaceDetector)
+    assert isinstance(build_detector("retinaface").primary, RetinaFaceDetector)
+    assert isinstance(build_detector("retinaface", fallback=False), RetinaFaceDetector)
     with pytest.raises(Trans3DHeadError, match="unknown"):
         build_detector("dlib")
 

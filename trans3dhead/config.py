@@ -158,9 +158,11 @@ class FaceScoreFitConfig:
     positive_roll: float = 0.0
     positive_occlusion: float = 0.0
     # Animal faces as non-faces (training/animals.py): the folder the photos were fetched into
-    # (None: no animals, e.g. tests), the detector threshold their faces are found at, and the
-    # crops jittered from each such detection (scale 0.9-1.1, shift up to 5 %).
+    # (None: no animals, e.g. tests), the detectors that find their faces (every box of each, each
+    # cropped by its own policy) and the threshold they run at, and the crops jittered from each
+    # such detection (scale 0.9-1.1, shift up to 5 %).
     animal_dir: str | None = None
+    animal_detectors: list[str] = field(default_factory=lambda: ["retinaface"])
     animal_detector_threshold: float = 0.3
     animal_jitters: int = 40
     seed: int = 0

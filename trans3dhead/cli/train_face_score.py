@@ -9,12 +9,35 @@ def cmd_train_face_score(args) -> int:
     from trans3dhead.training.face_score import fit_face_score, format_face_score_report
 
     def fit(cfg, payload):
-        from trans3dhead.inference.detectors import RetinaFaceDetector
-
-        detector = RetinaFaceDetector(score_threshold=cfg.face_score.animal_detector_threshold)
-        return fit_face_score(cfg, payload, detector=detector)
+        f = cfg.face_score
+        detectors = [_alone(name, f.animal_detector_threshold) for name in f.animal_detectors]
+        return fit_face_score(cfg, payload, detector=detectors[0] if len(detectors) == 1 else AllDetectors(detectors))
 
     return run_head_stage(args, fit, format_face_score_report, "face-score")
+
+
+def _alone(name: str, score_threshold: float):
+    """The named detector on its own (no fallback: each detector's own boxes)."""
+    from trans3dhead.inference.detectors import DETECTORS
+
+    return DETECTORS[name](score_threshold=score_threshold)
+
+
+class AllDetectors:
+    """Every box of each of several detectors, each cropped by the policy of the detector that found it."""
+
+    def __init__(self, detectors: list):
+        self.detectors = {d.name: d for d in detectors}
+        self.name = "+".join(self.detectors)
+
+    def detect(self, image_bgr):
+        from trans3dhead.inference.detectors import Detection
+
+        return [Detection(d.box, d.score, d.keypoints, name)
+                for name, det in self.detectors.items() for d in det.detect(image_bgr)]
+
+    def crop_box(self, detection):
+        return self.detectors[detection.source].crop_box(detection)
 
 
 def register(sub) -> None:

@@ -233,7 +233,8 @@ def fit_face_score(cfg: Config, payload: dict, log=_log, detector=None) -> tuple
     """A trans3dhead weights payload -> (the payload with a fitted face-score head, the report).
     data.limit N (tests, probes): N faces of each kind, read one by one instead of the decoded cache.
     detector: a FaceDetector (inference/detectors) run at face_score.animal_detector_threshold on
-    the animal photos; needed where face_score.animal_dir is set (the CLI stage passes RetinaFace:
+    the animal photos; needed where face_score.animal_dir is set (the CLI stage passes the detectors
+    of face_score.animal_detectors:
     training code does not import inference)."""
     from trans3dhead.training.datamodule import cached_crops
     from trans3dhead.training.system import code_commit
@@ -275,7 +276,7 @@ def fit_face_score(cfg: Config, payload: dict, log=_log, detector=None) -> tuple
     if f.animal_dir:
         if detector is None:
             raise Trans3DHeadError("face_score.animal_dir is set: the animal photos need a face detector "
-                                   "(fit_face_score(..., detector=...); the CLI stage passes RetinaFace)")
+                                   "(fit_face_score(..., detector=...); the CLI stage passes face_score.animal_detectors)")
         animals = _animal_sets(f, detector)
         groups["animal"] = [c for n in animals["fitted"] for c in
                             detection_crops(animals["images"][n], animals["detector"], size, rng, f.animal_jitters)]

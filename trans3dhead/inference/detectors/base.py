@@ -74,3 +74,29 @@ class FaceDetector(ABC):
 
     def crop_box(self, detection: Detection) -> np.ndarray:
         return self.crop_policy.crop_box(detection.box)
+
+
+class FallbackDetector(FaceDetector):
+    """A detector that runs a second one where it finds no face at all: the primary's detections,
+    or else the fallback's, each cropped by the policy of the detector that found it
+    (Detection.source names the fallback). score_threshold and max_side are the primary's."""
+
+    def __init__(self, primary: FaceDetector, fallback: FaceDetector):
+        self.primary, self.fallback = primary, fallback
+        self.name = primary.name
+        self.crop_policy = primary.crop_policy
+
+    score_threshold = property(lambda self: self.primary.score_threshold,
+                               lambda self, value: setattr(self.primary, "score_threshold", value))
+    max_side = property(lambda self: self.primary.max_side, lambda self, value: setattr(self.primary, "max_side", value))
+
+    def detect(self, image_bgr: np.ndarray) -> list[Detection]:
+        dets = self.primary.detect(image_bgr)
+        if dets:
+            return dets
+        return [Detection(d.box, d.score, d.keypoints, self.fallback.name) for d in self.fallback.detect(image_bgr)]
+
+    def crop_box(self, detection: Detection) -> np.ndarray:
+        if detection.source == self.fallback.name:
+            return self.fallback.crop_box(detection)
+        return self.primary.crop_box(detection)
