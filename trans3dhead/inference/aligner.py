@@ -31,10 +31,11 @@ class HeadAligner:
     """Image(s) -> list of FaceResult per image.
 
     model: a named model (default weights.DEFAULT_MODEL), a weights file, or an .onnx export.
-    detector: "retinaface" or a FaceDetector instance. backend: "onnx" (default: the
+    detector: "retinaface" (default), "faceboxes" (faster on portraits, loses faces under ~50 px; each
+    runs the other where it finds no face) or a FaceDetector instance. backend: "onnx" (default: the
     shipped export run by onnxruntime, the faster path on a CPU) or "torch" (needed for device="cuda").
-    score_threshold: the detector's score threshold in [0, 1] (None: the detector's default);
-        only with detector="retinaface" (a FaceDetector instance carries its own).
+    score_threshold: the detector's score threshold in [0, 1] (None: the detector's default), for its
+        fallback too; only with a detector name (a FaceDetector instance carries its own).
     max_faces: keep at most this many faces per image, the largest (crop box) first (None: all,
         best detector score first).
     min_quality: drop faces whose quality (FaceResult.quality, in [0, 1]: how face-like the crop is,
