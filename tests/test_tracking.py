@@ -83,25 +83,26 @@ def tilted_back_frames() -> list[np.ndarray]:
 
 
 def test_a_tracked_face_of_low_quality_counts_as_lost(tilted_back_frames, monkeypatch):
-    """trans3dhead-large keeps a head tilted far back at profile (frames ~340-400) in its landmark
-    crops with a wrong fit that its face score rates low; the tracker treats quality below
-    LOST_QUALITY as lost (the detector, finding nothing there, ends the track) even with
-    min_quality off. Measured: 0 of 160 frames with a face below 0.5 (99 with a face); with the
-    rule switched off 67 such frames."""
+    """A head tilted far back at profile (frames ~340-400) can stay in its landmark crops with a
+    wrong fit that the face score rates low; the tracker treats quality below LOST_QUALITY as lost
+    (the detector, finding nothing there, ends the track) even with min_quality off. The large model
+    of attempt 11 did so on 67 frames with the rule off; attempt 15 (shipped 2026-12-07) on none
+    (its 91 frames with a face all at quality >= 0.97), the default on one (0.375): measured with
+    this test's frames, so the default checks the rule."""
     import trans3dhead.inference.tracking as tracking
 
-    large = HeadAligner(model="trans3dhead-large", threads=1)
-    assert large.min_quality is None and tracking.LOST_QUALITY == 0.5
+    aligner = HeadAligner(threads=1)
+    assert aligner.min_quality is None and tracking.LOST_QUALITY == 0.5
 
     def run():
-        tracker = large.tracker(detect_every=10)
+        tracker = aligner.tracker(detect_every=10)
         return [tracker(f) for f in tilted_back_frames]
 
     faces = run()
     assert not [i for i, fs in enumerate(faces) if any(f.quality < 0.5 for f in fs)]
     assert sum(bool(fs) for fs in faces[:60]) == 60  # frames 260-319, upright at profile: tracked
     monkeypatch.setattr(tracking, "LOST_QUALITY", 0.0)
-    assert sum(any(f.quality < 0.5 for f in fs) for fs in run()) >= 30
+    assert sum(any(f.quality < 0.5 for f in fs) for fs in run()) >= 1
 
 
 def test_profile_pose_reads_a_nod_as_pitch_on_the_real_clip(aligner, profile_frames):
