@@ -20,6 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from trans3dhead.inference.detectors import onnx_detector as od
 from trans3dhead.inference.detectors import retinaface as rf
 
 DATA = Path("../shared/data")
@@ -118,18 +119,18 @@ def iou(a, b) -> float:
 
 def shrink(det):
     frames = clip_frames(10)
-    fast = rf.shrink
+    fast = od.shrink
     found = {}
     for name, fn in (("one INTER_AREA", lambda im, size: cv2.resize(im, size, interpolation=cv2.INTER_AREA)),
                      ("fast shrink", fast)):
-        rf.shrink = fn
+        od.shrink = fn
         for side in (1280, 640):
             det.max_side = side
             t0 = time.process_time()
             found[name, side] = [det._detect_at(f, side) for f in frames]
             print(f"{name} at {side}: found in {sum(bool(d) for d in found[name, side])} of {len(frames)} frames, "
                   f"{(time.process_time() - t0) / len(frames) * 1e3:.1f} CPU ms a frame")
-    rf.shrink = fast
+    od.shrink = fast
     det.max_side = rf.DETECT_SIZE
     for side in (1280, 640):
         ious = [iou(a[0].box, b[0].box) for a, b in zip(found["one INTER_AREA", side], found["fast shrink", side]) if a and b]

@@ -18,7 +18,7 @@ from trans3dhead.inference.detectors import (
     build_detector,
 )
 from trans3dhead.inference.detectors.faceboxes import FACEBOXES_CROP_POLICY, anchors_for
-from trans3dhead.inference.detectors.retinaface import input_blob
+from trans3dhead.inference.detectors.onnx_detector import input_blob
 
 # An AFLW2000-3D photo in which FaceBoxes finds no face at its threshold (36 of 2000 are such,
 # cache/faceboxes_aflw2000_3d.npz of scripts/calibrate_detector.py) and RetinaFace finds it.

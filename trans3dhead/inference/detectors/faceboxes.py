@@ -18,8 +18,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from trans3dhead.inference.detectors.base import CropPolicy, Detection, FaceDetector
-from trans3dhead.inference.detectors.retinaface import RETRY_SIZE, AnchorCache, input_blob, rescale_detection, shrink
+from trans3dhead.inference.detectors.base import CropPolicy, Detection
+from trans3dhead.inference.detectors.onnx_detector import AnchorCache, OnnxDetector, batch_blob
 
 # Per stride: (anchor side in pixels, offsets of the anchor centres within a cell along each axis),
 # in the order the network's outputs list them; the densified small anchors start at the cell's
@@ -32,7 +32,6 @@ PIXEL_MEAN_BGR = (104.0, 117.0, 123.0)
 # Default longer side for detection (max_side): at 1920 it finds as many 45-90 px faces in 1920x1080
 # photos as RetinaFace at its 1280 (scripts/measure_detector.py sizes; at 1280 it loses most under 60 px).
 DETECT_SIZE = 1920
-MIN_DETECT_SIDE = 32  # smaller images are zero-padded on the right/bottom
 ONNX_FILE = "faceboxes.onnx"
 
 # Fitted on the even-numbered half of AFLW2000-3D by scripts/calibrate_detector.py --detector
@@ -83,61 +82,21 @@ def decode(loc: np.ndarray, score: np.ndarray, height: int, width: int, score_th
     return sorted(out, key=lambda d: -d.score)
 
 
-class FaceBoxesDetector(FaceDetector):
-    """FaceBoxes alone.
-
-    score_threshold: keep faces scoring above it. nms_threshold: IoU above which the weaker of two
-    boxes is dropped. max_side: longer side (pixels) an image is shrunk to for detection; where
-    nothing is found in an image larger than RETRY_SIZE, it is tried once more at RETRY_SIZE.
-    threads: onnxruntime intra-op threads (None: onnxruntime's default).
-    """
+class FaceBoxesDetector(OnnxDetector):
+    """FaceBoxes alone (threshold 0.5 and NMS 0.3 as 3DDFA_V2's pipeline; the options: OnnxDetector)."""
 
     name = "faceboxes"
     score_threshold_default = 0.5
+    nms_threshold_default = 0.3
     detect_size_default = DETECT_SIZE
     crop_policy = FACEBOXES_CROP_POLICY
 
-    def __init__(self, score_threshold: float = score_threshold_default, nms_threshold: float = 0.3,
-                 max_side: int = DETECT_SIZE, threads: int | None = None, crop_policy: CropPolicy | None = None):
-        self.score_threshold = score_threshold
-        self.nms_threshold = nms_threshold
-        self.max_side = max_side
-        self.threads = threads
-        if crop_policy is not None:
-            self.crop_policy = crop_policy
-        self._session = None
+    def _model(self):
+        from trans3dhead.weights import named_asset
 
-    def _get_session(self):
-        if self._session is None:
-            import onnxruntime as ort
+        return str(named_asset(ONNX_FILE, "faceboxes"))
 
-            from trans3dhead.weights import named_asset
-
-            opts = ort.SessionOptions()
-            if self.threads:
-                opts.intra_op_num_threads = self.threads
-                opts.inter_op_num_threads = 1
-            self._session = ort.InferenceSession(str(named_asset(ONNX_FILE, "faceboxes")), opts,
-                                                 providers=["CPUExecutionProvider"])
-        return self._session
-
-    def detect(self, image_bgr: np.ndarray) -> list[Detection]:
-        dets = self._detect_at(image_bgr, self.max_side)
-        if not dets and self.max_side > RETRY_SIZE and max(image_bgr.shape[:2]) > RETRY_SIZE:
-            dets = self._detect_at(image_bgr, RETRY_SIZE)
-        return dets
-
-    def _detect_at(self, image_bgr: np.ndarray, max_side: int) -> list[Detection]:
-        """FaceBoxes alone, the image shrunk to max_side."""
-        h, w = image_bgr.shape[:2]
-        factor = min(1.0, max_side / max(h, w))
-        img = image_bgr
-        if factor < 1.0:
-            img = shrink(image_bgr, (max(1, round(w * factor)), max(1, round(h * factor))))
-        ph, pw = max(0, MIN_DETECT_SIDE - img.shape[0]), max(0, MIN_DETECT_SIDE - img.shape[1])
-        if ph or pw:
-            img = cv2.copyMakeBorder(img, 0, ph, 0, pw, cv2.BORDER_CONSTANT, value=0)
-        x = input_blob(img, PIXEL_MEAN_BGR)
-        loc, score = self._get_session().run(None, {"input": x})
-        dets = decode(loc[0], score[0], img.shape[0], img.shape[1], self.score_threshold, self.nms_threshold)
-        return dets if factor == 1.0 else [rescale_detection(d, 1.0 / factor) for d in dets]
+    def _run(self, batch: np.ndarray) -> list[list[Detection]]:
+        loc, score = self._get_session().run(None, {"input": batch_blob(batch, PIXEL_MEAN_BGR)})
+        h, w = batch.shape[1:3]
+        return [decode(b, s, h, w, self.score_threshold, self.nms_threshold) for b, s in zip(loc, score)]
