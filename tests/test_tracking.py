@@ -86,9 +86,9 @@ def test_a_tracked_face_of_low_quality_counts_as_lost(tilted_back_frames, monkey
     """A head tilted far back at profile (frames ~340-400) can stay in its landmark crops with a
     wrong fit that the face score rates low; the tracker treats quality below LOST_QUALITY as lost
     (the detector, finding nothing there, ends the track) even with min_quality off. The large model
-    of attempt 11 did so on 67 frames with the rule off; attempt 15 (shipped 2026-12-07) on none
-    (its 91 frames with a face all at quality >= 0.97), the default on one (0.375): measured with
-    this test's frames, so the default checks the rule."""
+    of attempt 11 did so on 67 frames with the rule off; on this test's 640-px frames attempt 15
+    (shipped 2026-12-07) on none (its 91 frames with a face all at quality >= 0.97; on the 4K clip 4,
+    scripts/measure_tracking_quality.py), the default on one (0.375), so the default checks the rule."""
     import trans3dhead.inference.tracking as tracking
 
     aligner = HeadAligner(threads=1)

@@ -15,7 +15,7 @@ times a sharpness factor) is below LOST_QUALITY, the recommended min_quality, co
 whatever min_quality the user set: on the shared clip's head tilted back at profile
 (frames 339-417) the large model of attempt 11 tracked on with a wrong fit of quality 0.00-0.49
 (scripts/measure_tracking_quality.py; docs/results.md, trans3dhead-large); attempt 15, shipped since,
-keeps quality >= 0.97 there and the default drops below 0.5 on one frame without the rule. A lost face triggers a detector run; if the detector finds
+does so on 4 frames without the rule (342-345, quality 0.05-0.36), none with it. A lost face triggers a detector run; if the detector finds
 it, the track goes on from the detector's crop, otherwise it ends. Models without a landmark
 branch (3ddfa-mb05) give neither signal; their tracks are checked by the periodic detection only.
 
