@@ -9,7 +9,14 @@ network. The default is 100 AFLW2000-3D images (450x450 JPEG, one face each).
 The peer row runs 3DDFA_V2's own ONNX pipeline (FaceBoxes_ONNX boxes, TDDFA_ONNX parameters,
 recon_vers sparse landmarks, as its demo.py --onnx does) from a clone given on the command line
 (never committed; its FaceBoxes NMS must be built, see its readme), with its onnxruntime sessions
-held to --threads intra-op threads like ours. Same images, same process, same timing.
+held to --threads intra-op threads like ours. Same images, same process, same timing. What the clone
+at 1b6c676 needed here (2026-12-07): cython; in FaceBoxes/utils/nms/cpu_nms.pyx the numpy aliases
+numpy 2 dropped (np.float -> double, np.int_t -> np.int64_t, np.int -> np.int64), then its
+build_cpu_nms.sh; configs/bfm_noneck_v3.pkl written from the shared BFM arrays in the layout its
+bfm/bfm.py reads (u, w_shp, w_exp flattened per vertex to (3N, k) float32, tri (3, M), keypoints as
+indices into the flattened arrays); its exports run once with torch's legacy exporter (this script
+passes dynamo=False).
+--detector and --detect-size compare our detectors and detection sizes (rows for each).
 
 Writes benchmarks/results/end_to_end.json and .md (or --out PREFIX).
 """
