@@ -62,9 +62,7 @@ def measure(model: str, backend: str, batch_size: int, paths: list[Path], thread
             detector: str | None = None, detect_size: int | None = None) -> dict:
     from trans3dhead.inference.detectors import build_detector
 
-    det = build_detector(detector or DEFAULT_DETECTOR, threads)
-    if detect_size:
-        det.max_side = detect_size
+    det = build_detector(detector or DEFAULT_DETECTOR, threads, max_side=detect_size)
     aligner = HeadAligner(model=model, backend=backend, batch_size=batch_size, threads=threads,
                           second_pass=second_pass, detector=det)
     list(aligner.align_files(paths[:4]))  # warm-up: sessions, caches, first-call costs

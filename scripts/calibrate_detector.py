@@ -32,7 +32,7 @@ from trans3dhead.face_model.frames import crop_to_image
 from trans3dhead.fileio import atomic_path, atomic_write_text
 from trans3dhead.inference.backends import build_backend
 from trans3dhead.inference.crops import CROP_SIZE, crop_box_from_landmarks, extract_crop
-from trans3dhead.inference.detectors import DETECTORS, CropPolicy
+from trans3dhead.inference.detectors import DETECTORS, CropPolicy, build_detector
 from trans3dhead.fileio import read_image_file
 
 MIN_IOU = 0.3
@@ -48,7 +48,7 @@ def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def make_detector(name: str, score_threshold: float):
     """The detector alone (without its fallback: its own boxes are being fitted)."""
-    return DETECTORS[name](score_threshold=score_threshold, threads=torch.get_num_threads())
+    return build_detector(name, torch.get_num_threads(), score_threshold, fallback=False)
 
 
 def detect_all(ds: AFLW2000_3D, cache: Path | None, detector: str = "retinaface") -> np.ndarray:

@@ -35,9 +35,10 @@ def _predict_with_detector(model, ds, threads, batch_size: int, progress: bool, 
     from trans3dhead.face_model.frames import CROP_SIZE, crop_to_image
     from trans3dhead.face_model.pose import pose_deg_from_params
     from trans3dhead.inference import HeadAligner
+    from trans3dhead.inference.detectors import DEFAULT_DETECTOR
 
-    options = {} if detector is None else {"detector": detector}
-    aligner = HeadAligner(model=model, threads=threads, batch_size=batch_size, flip=flip, **options)
+    aligner = HeadAligner(model=model, threads=threads, batch_size=batch_size, flip=flip,
+                          detector=detector or DEFAULT_DETECTOR)
     mean_params = load_bfm_arrays()["param_mean"].astype(np.float64)
     mean_crop = FaceModel(dense=False).mean_landmarks_crop(CROP_SIZE).numpy().astype(np.float64)
     lm = np.empty((len(ds), 68, 3))

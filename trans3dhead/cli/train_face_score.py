@@ -9,18 +9,15 @@ def cmd_train_face_score(args) -> int:
     from trans3dhead.training.face_score import fit_face_score, format_face_score_report
 
     def fit(cfg, payload):
+        from trans3dhead.inference.detectors import build_detector
+
         f = cfg.face_score
-        detectors = [_alone(name, f.animal_detector_threshold) for name in f.animal_detectors]
+        # each detector alone (no fallback): every detector's own boxes
+        detectors = [build_detector(name, score_threshold=f.animal_detector_threshold, fallback=False)
+                     for name in f.animal_detectors]
         return fit_face_score(cfg, payload, detector=detectors[0] if len(detectors) == 1 else AllDetectors(detectors))
 
     return run_head_stage(args, fit, format_face_score_report, "face-score")
-
-
-def _alone(name: str, score_threshold: float):
-    """The named detector on its own (no fallback: each detector's own boxes)."""
-    from trans3dhead.inference.detectors import DETECTORS
-
-    return DETECTORS[name](score_threshold=score_threshold)
 
 
 class AllDetectors:

@@ -86,9 +86,8 @@ class FallbackDetector(FaceDetector):
         self.name = primary.name
         self.crop_policy = primary.crop_policy
 
-    score_threshold = property(lambda self: self.primary.score_threshold,
-                               lambda self, value: setattr(self.primary, "score_threshold", value))
-    max_side = property(lambda self: self.primary.max_side, lambda self, value: setattr(self.primary, "max_side", value))
+    score_threshold = property(lambda self: self.primary.score_threshold)
+    max_side = property(lambda self: self.primary.max_side)
 
     def detect(self, image_bgr: np.ndarray) -> list[Detection]:
         dets = self.primary.detect(image_bgr)
