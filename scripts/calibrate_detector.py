@@ -14,6 +14,7 @@ are given beside.
 
     python scripts/calibrate_detector.py --data-root ../shared/data/aflw2000_3d --json cache/calibration.json
     python scripts/calibrate_detector.py --detector faceboxes --score-threshold 0.5 --json cache/calibration_faceboxes.json
+    python scripts/calibrate_detector.py --detector faceboxes --score-threshold 0.5 --other-boxes   # boxes not the labelled face
 """
 from __future__ import annotations
 
@@ -83,6 +84,16 @@ def match(ds: AFLW2000_3D, dets: np.ndarray, score_threshold: float) -> np.ndarr
     return boxes
 
 
+def other_boxes(ds: AFLW2000_3D, dets: np.ndarray, score_threshold: float) -> tuple[int, int]:
+    """Detections scoring >= the threshold that are not the labelled face (IoU < MIN_IOU with its
+    landmarks' box), and the photos holding them."""
+    lm = ds.landmarks[..., :2]
+    gt_box = np.concatenate([lm.min(1), lm.max(1)], 1)
+    rows = dets[dets[:, 5] >= score_threshold]
+    other = [int(r[0]) for r in rows if iou(r[1:5], gt_box[int(r[0])]) < MIN_IOU]
+    return len(other), len(set(other))
+
+
 def fit_geometric(boxes: np.ndarray, roi: np.ndarray) -> CropPolicy:
     """Medians of side ratio and centre shift (in units of the box size (w + h) / 2) onto roi_box."""
     size = ((boxes[:, 2] - boxes[:, 0]) + (boxes[:, 3] - boxes[:, 1])) / 2
@@ -145,6 +156,8 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--no-search", action="store_true", help="keep the geometric fit (no NME grid search)")
+    ap.add_argument("--other-boxes", action="store_true",
+                    help="only count the detections that are not the labelled face, at --score-threshold, and stop")
     ap.add_argument("--policy", type=float, nargs=3, metavar=("SCALE", "SHIFT_X", "SHIFT_Y"),
                     help="evaluate this policy instead of fitting one")
     args = ap.parse_args(argv)
@@ -153,6 +166,10 @@ def main(argv=None) -> int:
     ds = AFLW2000_3D(args.data_root)
     cache = f"cache/{args.detector}_aflw2000_3d.npz" if args.cache is None else args.cache
     dets = detect_all(ds, Path(cache) if cache else None, args.detector)
+    if args.other_boxes:
+        n, photos = other_boxes(ds, dets, args.score_threshold)
+        print(f"{args.detector} at {args.score_threshold}: {n} detections that are not the labelled face, in {photos} photos")
+        return 0
     boxes = match(ds, dets, args.score_threshold)
     found = ~np.isnan(boxes[:, 0])
     even, odd = np.arange(0, len(ds), 2), np.arange(1, len(ds), 2)

@@ -9,6 +9,7 @@ shared real data, one thread:
     python scripts/measure_detector.py sizes --detector faceboxes   # the same for FaceBoxes (no fallback)
     python scripts/measure_detector.py retry --detector faceboxes   # clip frames FaceBoxes finds (+ its fallback)
     python scripts/measure_detector.py int8      # RetinaFace's ONNX statically quantised to int8 vs float, ms
+    python scripts/measure_detector.py faceboxes # FaceBoxes vs RetinaFace ms a photo, the input blob, cached detections
 """
 from __future__ import annotations
 
@@ -224,9 +225,45 @@ def int8(det):
             print(f"{shape[0]}x{shape[1]}: " + ", ".join(f"{n} {np.median(t):.2f} ms" for n, t in times.items()))
 
 
+def faceboxes_checks(det):
+    """FaceBoxes alone against RetinaFace alone: CPU ms a photo on the first 100 AFLW2000-3D photos
+    (median of 3 interleaved passes); the input blob (per-plane cv2.subtract) against
+    cv2.dnn.blobFromImages on a 1920-px clip frame; and, where cache/faceboxes_aflw2000_3d.npz of
+    scripts/calibrate_detector.py exists, FaceBoxes' detections at 0.3 on the first 200 photos
+    against it (the same code path gives the same boxes)."""
+    from trans3dhead.fileio import read_image_file
+    from trans3dhead.inference.detectors import FaceBoxesDetector
+    from trans3dhead.inference.detectors.faceboxes import PIXEL_MEAN_BGR
+
+    photos = sorted((DATA / "aflw2000_3d" / "images").glob("*.jpg"))
+    images = [read_image_file(p) for p in photos[:100]]
+    fb = FaceBoxesDetector(threads=1)
+    times = {"faceboxes": [], "retinaface": []}
+    for _ in range(3):
+        for name, d in (("faceboxes", fb), ("retinaface", det)):
+            t0 = time.process_time()
+            for img in images:
+                d.detect(img)
+            times[name].append((time.process_time() - t0) / len(images) * 1e3)
+    print("CPU ms a 450x450 photo, alone: " + ", ".join(f"{n} {np.median(t):.2f}" for n, t in times.items()))
+    frame = clip_frames(only=[0])[0]
+    frame = cv2.resize(frame, (1920, round(frame.shape[0] * 1920 / frame.shape[1])), interpolation=cv2.INTER_AREA)
+    print(f"input of a {frame.shape[1]}x{frame.shape[0]} frame, ms: per-plane subtract "
+          f"{median_ms(lambda: od.input_blob(frame, PIXEL_MEAN_BGR)):.1f}, blobFromImages "
+          f"{median_ms(lambda: cv2.dnn.blobFromImages([frame], 1.0, None, PIXEL_MEAN_BGR, False, False)):.1f}")
+    cache = Path("cache/faceboxes_aflw2000_3d.npz")
+    if cache.is_file():
+        ref = np.load(cache)["detections"]
+        ref = ref[ref[:, 0] < 200]
+        low = FaceBoxesDetector(score_threshold=0.3, threads=1)
+        rows = np.array([[i, *d.box, d.score] for i, p in enumerate(photos[:200]) for d in low.detect(read_image_file(p))])
+        same = rows.shape == ref.shape and np.array_equal(rows, ref)
+        print(f"first 200 photos at 0.3: {len(rows)} boxes, {len(ref)} in the cache, identical: {same}")
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("what", choices=["profile", "decode", "shrink", "retry", "sizes", "int8"])
+    parser.add_argument("what", choices=["profile", "decode", "shrink", "retry", "sizes", "int8", "faceboxes"])
     parser.add_argument("--detector", choices=["retinaface", "faceboxes"], default="retinaface",
                         help="sizes and retry only (FaceBoxes: its score threshold 0.5, fallback RetinaFace)")
     args = parser.parse_args()
@@ -238,7 +275,7 @@ def main():
         return
     det = rf.RetinaFaceDetector(threads=1)
     {"profile": profile, "decode": decode_equality, "shrink": shrink, "retry": retry, "sizes": sizes,
-     "int8": int8}[args.what](det)
+     "int8": int8, "faceboxes": faceboxes_checks}[args.what](det)
 
 
 if __name__ == "__main__":
