@@ -168,7 +168,9 @@ def main(argv=None) -> int:
     dets = detect_all(ds, Path(cache) if cache else None, args.detector)
     if args.other_boxes:
         n, photos = other_boxes(ds, dets, args.score_threshold)
-        print(f"{args.detector} at {args.score_threshold}: {n} detections that are not the labelled face, in {photos} photos")
+        empty = len(ds) - len(set(dets[dets[:, 5] >= args.score_threshold, 0].astype(int)))
+        print(f"{args.detector} at {args.score_threshold}: {n} detections that are not the labelled face, in {photos} photos; "
+              f"{empty} photos without any detection")
         return 0
     boxes = match(ds, dets, args.score_threshold)
     found = ~np.isnan(boxes[:, 0])
