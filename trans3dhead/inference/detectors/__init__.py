@@ -6,17 +6,18 @@ from trans3dhead.inference.detectors.base import CropPolicy, Detection, FaceDete
 from trans3dhead.inference.detectors.faceboxes import FaceBoxesDetector
 from trans3dhead.inference.detectors.given import GivenBoxes
 from trans3dhead.inference.detectors.retinaface import RetinaFaceDetector
+from trans3dhead.inference.detectors.yunet import YuNetDetector
 
-DETECTORS = {"retinaface": RetinaFaceDetector, "faceboxes": FaceBoxesDetector}
+DETECTORS = {"retinaface": RetinaFaceDetector, "faceboxes": FaceBoxesDetector, "yunet": YuNetDetector}
 # By name, each detector runs the other where it finds no face at all (FallbackDetector): on
 # AFLW2000-3D the two together miss 4 of the 2000 faces, RetinaFace alone 9, FaceBoxes alone 36.
-FALLBACK = {"retinaface": "faceboxes", "faceboxes": "retinaface"}
+FALLBACK = {"retinaface": "faceboxes", "faceboxes": "retinaface", "yunet": "retinaface"}
 # RetinaFace stays the default: it finds faces down to ~25 px of its input (FaceBoxes ~50-60 px)
 # and boxes large faces better; FaceBoxes is the fast choice (docs/predict.md#speed).
 DEFAULT_DETECTOR = "retinaface"
 
 __all__ = ["CropPolicy", "Detection", "FaceDetector", "FallbackDetector", "GivenBoxes", "FaceBoxesDetector",
-           "RetinaFaceDetector", "DETECTORS", "DEFAULT_DETECTOR", "FALLBACK", "build_detector"]
+           "RetinaFaceDetector", "YuNetDetector", "DETECTORS", "DEFAULT_DETECTOR", "FALLBACK", "build_detector"]
 
 
 def build_detector(detector: str | FaceDetector = DEFAULT_DETECTOR, threads: int | None = None,
