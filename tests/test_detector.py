@@ -170,14 +170,14 @@ def test_own_decode_gives_tiny_retinafaces_detections(detector):
 
 
 def test_shrink_for_detection_matches_area_resampling():
-    """The fast shrink (whole-factor INTER_AREA, then bilinear) stays within half a grey level of one
-    INTER_AREA resize on a real 4K frame."""
+    """The fast shrink (2x INTER_AREA halvings, then bilinear) stays within half a grey level of one
+    INTER_AREA resize on a real 4K frame (0.05-0.31 measured when written, 1280 to 320 px)."""
     import cv2
 
     from trans3dhead.inference.detectors.retinaface import shrink
 
     frame = _clip_frames(1, 1)[0]
-    for size in ((1280, 827), (640, 414)):
+    for size in ((1280, 827), (800, 517), (640, 414), (320, 207)):
         ours, area = shrink(frame, size), cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
         assert ours.shape == area.shape and np.abs(ours.astype(float) - area).mean() < 0.5
 

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from trans3dhead.inference.detectors.base import CropPolicy, Detection
-from trans3dhead.inference.detectors.onnx_detector import AnchorCache, OnnxDetector
+from trans3dhead.inference.detectors.onnx_detector import AnchorCache, OnnxDetector, rescale_detection
 
 STRIDES = (8, 16, 32)
 ONNX_FILE = "yunet.onnx"
@@ -117,13 +117,15 @@ class YuNetDetector(OnnxDetector):
     def detect(self, image_bgr: np.ndarray) -> list[Detection]:
         long_side = max(image_bgr.shape[:2])
         side = min(self.max_side, max(MIN_DETECT_LONG_SIDE, round(long_side * self.detect_scale)))
-        dets = self._detect_at(image_bgr, side)
-        if long_side < LARGE_PASS_FROM or side <= LARGE_PASS_SIDE:
-            return dets
-        dets = dets + self._detect_at(image_bgr, LARGE_PASS_SIDE)
-        xywh = [[d.box[0], d.box[1], d.box[2] - d.box[0], d.box[3] - d.box[1]] for d in dets]
-        chosen = cv2.dnn.NMSBoxes(xywh, [d.score for d in dets], self.score_threshold, self.nms_threshold)
-        return sorted((dets[i] for i in np.asarray(chosen, np.int64).ravel()), key=lambda d: -d.score)
+        img, factor = self._prepare(image_bgr, side)
+        dets = self._run(img[None])[0]
+        if long_side >= LARGE_PASS_FROM and max(img.shape[:2]) > LARGE_PASS_SIDE:
+            small, f = self._prepare(img, LARGE_PASS_SIDE)  # from the shrunk image: a few ms, not tens
+            dets = dets + [rescale_detection(d, 1.0 / f) for d in self._run(small[None])[0]]
+            xywh = [[d.box[0], d.box[1], d.box[2] - d.box[0], d.box[3] - d.box[1]] for d in dets]
+            chosen = cv2.dnn.NMSBoxes(xywh, [d.score for d in dets], self.score_threshold, self.nms_threshold)
+            dets = sorted((dets[i] for i in np.asarray(chosen, np.int64).ravel()), key=lambda d: -d.score)
+        return dets if factor == 1.0 else [rescale_detection(d, 1.0 / factor) for d in dets]
 
     def _run(self, batch: np.ndarray) -> list[list[Detection]]:
         session = self._get_session()
