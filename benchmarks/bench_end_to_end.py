@@ -35,7 +35,7 @@ import torch
 
 from trans3dhead.fileio import atomic_write_text
 from trans3dhead.inference import HeadAligner
-from trans3dhead.inference.detectors import DEFAULT_DETECTOR, DETECTORS
+from trans3dhead.inference.detectors import DEFAULT_DETECTOR, DETECTORS, detector_arg
 from trans3dhead.inference.images import IMAGE_SUFFIXES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -151,7 +151,7 @@ def main(argv=None) -> int:
     ap.add_argument("--backend", action="append", choices=["torch", "onnx"], help="repeat to compare (default torch)")
     ap.add_argument("--batch-size", type=int, action="append", help="repeat (default 1 and 16)")
     ap.add_argument("--second-pass", action="store_true")
-    ap.add_argument("--detector", action="append", choices=sorted(DETECTORS),
+    ap.add_argument("--detector", action="append", type=detector_arg, metavar="{%s,yunet:PATH}" % ",".join(sorted(DETECTORS)),
                     help=f"repeat to compare (default {DEFAULT_DETECTOR})")
     ap.add_argument("--detect-size", type=int, action="append",
                     help="the detector's max_side in pixels; repeat to compare (default: the detector's own)")

@@ -15,6 +15,7 @@ are given beside.
     python scripts/calibrate_detector.py --data-root ../shared/data/aflw2000_3d --json cache/calibration.json
     python scripts/calibrate_detector.py --detector faceboxes --score-threshold 0.5 --json cache/calibration_faceboxes.json
     python scripts/calibrate_detector.py --detector faceboxes --score-threshold 0.5 --other-boxes   # boxes not the labelled face
+    python scripts/calibrate_detector.py --detector yunet:tests/data/yunet_n_dynamic.onnx --score-threshold 0.7 --json cache/calibration_yunet.json
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ from trans3dhead.face_model.frames import crop_to_image
 from trans3dhead.fileio import atomic_path, atomic_write_text
 from trans3dhead.inference.backends import build_backend
 from trans3dhead.inference.crops import CROP_SIZE, crop_box_from_landmarks, extract_crop
-from trans3dhead.inference.detectors import DETECTORS, CropPolicy, build_detector
+from trans3dhead.inference.detectors import CropPolicy, build_detector, detector_arg
 from trans3dhead.fileio import read_image_file
 
 MIN_IOU = 0.3
@@ -149,7 +150,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-root", default=str(Path(__file__).resolve().parents[2] / "shared/data/aflw2000_3d"))
     ap.add_argument("--model", default="3ddfa-mb05")
-    ap.add_argument("--detector", choices=sorted(DETECTORS), default="retinaface")
+    ap.add_argument("--detector", type=detector_arg, default="retinaface")
     ap.add_argument("--score-threshold", type=float, default=0.9)
     ap.add_argument("--cache", help="detections cache ('' for none; default cache/DETECTOR_aflw2000_3d.npz)")
     ap.add_argument("--json", help="write every figure to this JSON file")
@@ -164,7 +165,8 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
 
     ds = AFLW2000_3D(args.data_root)
-    cache = f"cache/{args.detector}_aflw2000_3d.npz" if args.cache is None else args.cache
+    short = args.detector.split(":")[0]  # "yunet:PATH" -> yunet
+    cache = f"cache/{short}_aflw2000_3d.npz" if args.cache is None else args.cache
     dets = detect_all(ds, Path(cache) if cache else None, args.detector)
     if args.other_boxes:
         n, photos = other_boxes(ds, dets, args.score_threshold)
@@ -210,7 +212,7 @@ def main(argv=None) -> int:
             rows[f"detector crops{tag}, all odd faces, misses: {miss_tag}"] = ev.score(odd, pred[odd])
         rows[f"roi_box crops{tag}, detected faces only"] = ev.score(hit, roi[sp][hit_rows])
         rows[f"detector crops{tag}, detected faces only"] = ev.score(hit, det[sp])
-    shipped = DETECTORS[args.detector].crop_policy
+    shipped = make_detector(args.detector, args.score_threshold).crop_policy
     if shipped != policy:
         rows["detector crops with the SHIPPED policy, detected faces only"] = ev.score(
             hit, ev.predict(hit, shipped.crop_box(boxes[hit])))
@@ -223,7 +225,7 @@ def main(argv=None) -> int:
         lines.append(f"| {label} | " + " | ".join(f"{b:.3f}" for b in s.nme_bins)
                      + f" | **{s.nme_mean_of_bins:.3f}** | {s.nme_all:.3f} |")
     print("\n".join(lines))
-    print(f"\n{args.detector.upper()}_CROP_POLICY = CropPolicy(scale={policy.scale}, shift_x={policy.shift_x}, "
+    print(f"\n{short.upper()}_CROP_POLICY = CropPolicy(scale={policy.scale}, shift_x={policy.shift_x}, "
           f"shift_y={policy.shift_y})")
     if args.json:
         atomic_write_text(args.json, json.dumps({

@@ -23,8 +23,8 @@
    canvas with replicated edges, found when a box of the top score holds the canvas centre) and
    among every 10th frame of the shared 4K clip, at the chosen settings.
 
-    python scripts/choose_detector_settings.py --candidate yunet [--json out.json]
-    python scripts/choose_detector_settings.py --candidate yunet --scales   # item 3 (a) only
+    python scripts/choose_detector_settings.py [--json out.json]    # the candidate: YuNet (tests/data's copy)
+    python scripts/choose_detector_settings.py --scales              # item 3 (a) only
 """
 from __future__ import annotations
 
@@ -35,10 +35,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from trans3dhead.inference.detectors import DETECTORS
+from trans3dhead.inference.detectors import build_detector, detector_arg
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
+YUNET = "yunet:" + str(REPO / "tests" / "data" / "yunet_n_dynamic.onnx")  # the repository's copy
 THRESHOLDS = [round(0.5 + 0.05 * k, 2) for k in range(10)]
 SIDES = (640, 800, 960, 1280)
 FACE_PX = (30, 45, 60, 90)
@@ -103,14 +104,14 @@ def main() -> None:
     from trans3dhead.training.face_score import detector_views
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--candidate", default="yunet", choices=sorted(DETECTORS))
-    ap.add_argument("--reference", default="retinaface", choices=sorted(DETECTORS))
+    ap.add_argument("--candidate", default=YUNET, type=detector_arg)
+    ap.add_argument("--reference", default="retinaface", type=detector_arg)
     ap.add_argument("--json")
     ap.add_argument("--scales", action="store_true", help="item 3 (a) only")
     args = ap.parse_args()
-    ref = DETECTORS[args.reference](threads=1, score_threshold=FLOOR)
-    cand = DETECTORS[args.candidate](threads=1, score_threshold=FLOOR)
-    ref_t = DETECTORS[args.reference].score_threshold_default
+    ref = build_detector(args.reference, 1, FLOOR, fallback=False)
+    cand = build_detector(args.candidate, 1, FLOOR, fallback=False)
+    ref_t, cand_t = type(ref).score_threshold_default, type(cand).score_threshold_default
     report: dict = {"reference": args.reference, "candidate": args.candidate}
     if args.scales:
         crops = val_crops()
@@ -118,7 +119,7 @@ def main() -> None:
         ref_found = {px: found_in(ref, 640, cs, ref_t) for px, cs in sets.items()}
         print(f"640x480 composites, {6 * 20} faces per size: {args.reference} at full size: {ref_found} "
               f"({sum(ref_found.values())})", flush=True)
-        t = DETECTORS[args.candidate].score_threshold_default
+        t = cand_t
         for scale in (0.5, 0.75, 1.0):
             got = {px: found_in(cand, round(640 * scale), cs, t) for px, cs in sets.items()}
             print(f"  {args.candidate} at scale {scale} (threshold {t}): {got} ({sum(got.values())})", flush=True)
@@ -164,7 +165,7 @@ def main() -> None:
         if i % 10 == 0:
             frames.append(f)
         i += 1
-    for name, det, t, s in ((args.reference, ref, ref_t, DETECTORS[args.reference].detect_size_default),
+    for name, det, t, s in ((args.reference, ref, ref_t, type(ref).detect_size_default),
                             (args.candidate, cand, threshold, side)):
         v = sum(centre_hit(det, c, t, s) for c in canv)
         k = sum(any(d.score >= t for d in det._detect_at(f, s)) for f in frames)

@@ -8,7 +8,9 @@ Reported: faces found, and the mean 2D landmark distance over the 68 points in %
 
     python scripts/measure_detector_crops.py retinaface yunet yunet@0.5 yunet_s@0.5 [--limit N]
 
-A spec is NAME[@SCALE] (the scale: YuNet's detect_scale); yunet_s is YuNet's smaller model (a file given by --yunet-s-file).
+A spec is NAME[@SCALE] (the scale: YuNet's detect_scale); yunet is the repository's copy of its
+weights (tests/data), yunet_s its smaller model (onnx/yunet_s_dynamic.onnx of libfacedetection.train,
+given by --yunet-s-file).
 """
 from __future__ import annotations
 
@@ -22,9 +24,11 @@ from trans3dhead.inference.detectors import Detection, build_detector
 
 def build(spec: str, yunet_s_file: str | None):
     """The named detector with its fallback (build_detector), YuNet's scale or model file changed."""
+    from choose_detector_settings import YUNET
+
     name, _, scale = spec.partition("@")
-    det = build_detector("yunet" if name == "yunet_s" else name, threads=1)
-    if name == "yunet_s":
+    det = build_detector(YUNET if name in ("yunet", "yunet_s") else name, threads=1)
+    if name == "yunet_s":  # a probe of the smaller model: the sha256 check bypassed
         det.primary._model = lambda: yunet_s_file
     if scale:
         det.primary.detect_scale = float(scale)

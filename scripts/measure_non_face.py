@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 
 from trans3dhead import HeadAligner
-from trans3dhead.inference.detectors import DEFAULT_DETECTOR, DETECTORS
+from trans3dhead.inference.detectors import DEFAULT_DETECTOR, detector_arg
 from trans3dhead.inference.images import load_image
 from trans3dhead.inference.quality import RECOMMENDED_MIN_QUALITY
 from trans3dhead.training.face_score import detector_views
@@ -23,7 +23,7 @@ from trans3dhead.training.face_score import detector_views
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("images", nargs="*")
-    parser.add_argument("--detector", default=DEFAULT_DETECTOR, choices=sorted(DETECTORS))
+    parser.add_argument("--detector", default=DEFAULT_DETECTOR, type=detector_arg)
     parser.add_argument("--low-threshold", type=float, default=0.3)
     parser.add_argument("--model", default="trans3dhead", help="a named model or weights file")
     args = parser.parse_args()

@@ -1,9 +1,9 @@
-"""The YuNet detector on real photos and frames: its output cells against the network's outputs,
-the shipped file, recall on AFLW2000-3D photos and the 4K clip (large faces through the second
+"""The YuNet detector (its weights not in the package: the repository's copy in tests/data) on real
+photos and frames: the file check, its output cells against the network's outputs, recall on AFLW2000-3D photos and the 4K clip (large faces through the second
 pass at LARGE_PASS_SIDE), small faces, its crop policy, and its fallback on RetinaFace."""
 from __future__ import annotations
 
-import hashlib
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -11,25 +11,38 @@ import pytest
 from test_detector import _clip_frames, iou
 from test_inference_data import FRONTAL_AFLW, PROFILE_AFLW, aflw_path, aflw_truth, no_face_bgr, photo_bgr
 
-from trans3dhead.inference.detectors import FallbackDetector, RetinaFaceDetector, YuNetDetector, build_detector
-from trans3dhead.inference.detectors.yunet import (
-    LARGE_PASS_SIDE,
-    ONNX_FILE,
-    YUNET_CROP_POLICY,
-    YUNET_SHA256,
-    cells_for,
-    padded_blob,
+from trans3dhead.errors import Trans3DHeadError
+from trans3dhead.inference import HeadAligner
+from trans3dhead.inference.detectors import (
+    FallbackDetector,
+    RetinaFaceDetector,
+    YuNetDetector,
+    build_detector,
+    detector_spec,
 )
-from trans3dhead.weights import named_asset
+from trans3dhead.inference.detectors.yunet import LARGE_PASS_SIDE, YUNET_CROP_POLICY, cells_for, padded_blob
+
+MODEL = Path(__file__).parent / "data" / "yunet_n_dynamic.onnx"
+SPEC = f"yunet:{MODEL}"
 
 
 @pytest.fixture(scope="module")
 def alone():
-    return YuNetDetector(threads=1)
+    return YuNetDetector(MODEL, threads=1)
 
 
-def test_shipped_file_is_the_recorded_one():
-    assert hashlib.sha256(named_asset(ONNX_FILE, "yunet").read_bytes()).hexdigest() == YUNET_SHA256
+def test_the_weights_file_is_checked(tmp_path):
+    """A missing file, or another file than the one the constants were fitted for: one-line errors."""
+    with pytest.raises(Trans3DHeadError, match="no such file"):
+        build_detector(f"yunet:{tmp_path / 'none.onnx'}")
+    other = tmp_path / "other.onnx"
+    other.write_bytes(MODEL.read_bytes()[:-1] + b"x")
+    with pytest.raises(Trans3DHeadError, match="sha256 differs"):
+        YuNetDetector(other).detect(photo_bgr())
+    for bad in ("yunet", "yunet:", "mtcnn"):
+        with pytest.raises(Trans3DHeadError, match="yunet:PATH"):
+            detector_spec(bad)
+    assert HeadAligner(model="3ddfa-mb05", backend="torch", detector=SPEC).detector.name == "yunet"
 
 
 @pytest.mark.parametrize("shape", [(450, 450), (33, 47), (1241, 1920)])
@@ -109,7 +122,7 @@ def test_small_faces_in_a_group_canvas(alone):
 
 
 def test_fallback_is_retinaface(alone):
-    det = build_detector("yunet", threads=1)
+    det = build_detector(SPEC, threads=1)
     assert isinstance(det, FallbackDetector) and isinstance(det.fallback, RetinaFaceDetector)
     assert det.score_threshold == 0.7 and det.max_side == 800 and det.primary.detect_scale == 0.75
     for name in PROFILE_AFLW:

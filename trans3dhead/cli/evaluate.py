@@ -97,7 +97,7 @@ def cmd_evaluate(args) -> int:
         if args.save_predictions:
             out = Path(args.save_predictions)
             if len(runs) > 1:
-                tag = Path(name or "trans3dhead (default)").stem + (f"_{det}" if det else "")
+                tag = Path(name or "trans3dhead (default)").stem + (f"_{det.split(':')[0]}" if det else "")
                 out = out.with_name(f"{out.stem}_{tag}{out.suffix}")
             with atomic_path(out, suffix=".npz") as tmp:
                 with open(tmp, "wb") as f:
@@ -120,7 +120,7 @@ def cmd_evaluate(args) -> int:
 
 
 def register(sub) -> None:
-    from trans3dhead.inference.detectors import DETECTORS
+    from trans3dhead.inference.detectors import DETECTORS, detector_arg
 
     ev = sub.add_parser("evaluate", help="score a model on AFLW2000-3D (NME by yaw bin, pose MAE)")
     ev.add_argument("--dataset", default="aflw2000-3d")
@@ -130,7 +130,7 @@ def register(sub) -> None:
                     help="provided: the standard crops_120; warp: bilinear crops of roi_box from the images; "
                          "detector: the whole photo pipeline on the full images (the default detector, the face "
                          "nearest the centre; a miss is scored as the mean face at the centre and counted)")
-    ev.add_argument("--detector", action="append", choices=sorted(DETECTORS),
+    ev.add_argument("--detector", action="append", type=detector_arg, metavar="{%s,yunet:PATH}" % ",".join(sorted(DETECTORS)),
                     help="with --crops detector: the face detector (default: the library's); repeat to compare")
     ev.add_argument("--protocol", choices=["package", "3ddfa"], default="package",
                     help="package: exact package frame; 3ddfa: as 3DDFA's benchmark (0-based decode vs stored)")

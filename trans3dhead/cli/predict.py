@@ -342,7 +342,7 @@ def cmd_predict(args) -> int:
 
 
 def register(subparsers) -> None:
-    from trans3dhead.inference.detectors import DEFAULT_DETECTOR, DETECTORS
+    from trans3dhead.inference.detectors import DEFAULT_DETECTOR, DETECTORS, detector_arg
     from trans3dhead.inference.quality import DEFAULT_MIN_QUALITY, RECOMMENDED_MIN_QUALITY
     from trans3dhead.inference.render import DEFAULT_STYLES
 
@@ -371,7 +371,7 @@ def register(subparsers) -> None:
     p.add_argument("--flip", action="store_true",
                    help="test-time flip: average each face's landmarks with those of its mirrored crop "
                         "(twice the network's work; pose and mesh unchanged)")
-    p.add_argument("--detector", choices=sorted(DETECTORS), default=DEFAULT_DETECTOR,
+    p.add_argument("--detector", type=detector_arg, metavar="{%s,yunet:PATH}" % ",".join(sorted(DETECTORS)), default=DEFAULT_DETECTOR,
                    help=f"face detector (default {DEFAULT_DETECTOR}); each runs the other where it finds no face. "
                         "faceboxes: about twice as fast on portrait-sized photos, but misses faces under ~50 px "
                         "of its input that retinaface finds (docs/predict.md#speed)")

@@ -1,8 +1,11 @@
 """YuNet (W. Wu, H. Peng, S. Yu, "YuNet: A Tiny Millisecond-level Face Detector", Machine
-Intelligence Research 2023), the ``yunet_n`` model of ShiqiYu/libfacedetection.train (Apache-2.0;
-see trans3dhead/assets/LICENSE-libfacedetection.txt). trans3dhead/assets/yunet.onnx is that
-repository's ``onnx/yunet_n_dynamic.onnx`` unchanged (sha256 in YUNET_SHA256; any input size that is
-a multiple of 32).
+Intelligence Research 2023), the ``yunet_n`` model of ShiqiYu/libfacedetection.train (Apache-2.0):
+that repository's ``onnx/yunet_n_dynamic.onnx`` (sha256 in YUNET_SHA256; any input size that is a
+multiple of 32). Its weights are NOT in the package (all shipped weights stay under 50 MB, and the
+package is at 49.9): the user gives the file, ``YuNetDetector("yunet_n_dynamic.onnx")`` or the
+detector spec ``"yunet:PATH"`` (``HeadAligner(detector="yunet:PATH")``, ``--detector yunet:PATH``),
+and it is checked against YUNET_SHA256, since the constants below were chosen for that file. The
+repository keeps a copy for its tests (tests/data/, with the licence).
 
 An anchor-free detector with detection maps at strides 8, 16 and 32 and 76k parameters: it finds
 faces from ~10-12 px of its input (RetinaFace-MobileNet0.25 from ~20-25 px, FaceBoxes from ~50-60
@@ -21,14 +24,18 @@ run OpenCV's NMS.
 """
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import cv2
 import numpy as np
+
+from trans3dhead.errors import Trans3DHeadError
 
 from trans3dhead.inference.detectors.base import CropPolicy, Detection
 from trans3dhead.inference.detectors.onnx_detector import AnchorCache, OnnxDetector, rescale_detection
 
 STRIDES = (8, 16, 32)
-ONNX_FILE = "yunet.onnx"
 YUNET_SHA256 = "104ee26c71d5c270ce79a6b3dced91c91013260d29a6bf18f9296c5b8c4c2b12"
 # Default threshold, longest detection side (max_side) and detection scale, chosen by the rule in
 # scripts/choose_detector_settings.py: non-face boxes no more than RetinaFace's at 0.9; faces in
@@ -107,10 +114,19 @@ class YuNetDetector(OnnxDetector):
     detect_size_default = DETECT_SIZE
     crop_policy = YUNET_CROP_POLICY
 
-    def _model(self):
-        from trans3dhead.weights import named_asset
+    def __init__(self, model_path, **options):
+        super().__init__(**options)
+        self.model_path = Path(model_path)
+        if not self.model_path.is_file():
+            raise Trans3DHeadError(f"{self.model_path}: no such file (YuNet's weights: onnx/yunet_n_dynamic.onnx "
+                                   "of ShiqiYu/libfacedetection.train)")
 
-        return str(named_asset(ONNX_FILE, "yunet"))
+    def _model(self):
+        data = self.model_path.read_bytes()
+        if hashlib.sha256(data).hexdigest() != YUNET_SHA256:
+            raise Trans3DHeadError(f"{self.model_path}: not onnx/yunet_n_dynamic.onnx of ShiqiYu/libfacedetection.train "
+                                   "(sha256 differs), the file this detector's constants were fitted for")
+        return data
 
     detect_scale: float = DETECT_SCALE
 
