@@ -36,8 +36,6 @@ def build(spec: str, yunet_s_file: str | None):
 
 
 def main() -> None:
-    import cv2
-
     from choose_detector_settings import val_crops
     from trans3dhead.inference import HeadAligner
     from trans3dhead.training.face_score import CANVAS_PAD, CANVAS_SCALE, in_canvas

@@ -1,6 +1,8 @@
 """Detector plug-ins and their box -> crop policies, on real photos."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -12,12 +14,19 @@ from trans3dhead.errors import Trans3DHeadError
 from trans3dhead.inference.detectors import (
     CropPolicy,
     Detection,
+    FaceBoxesDetector,
     FaceDetector,
     GivenBoxes,
     RetinaFaceDetector,
+    YuNetDetector,
     build_detector,
 )
 from trans3dhead.inference.detectors.retinaface import RETINAFACE_CROP_POLICY
+
+YUNET_MODEL = Path(__file__).parent / "data" / "yunet_n_dynamic.onnx"  # its weights: not in the package
+# Each detector alone (no fallback), for the checks every detector must pass.
+ALONE = {"retinaface": lambda: RetinaFaceDetector(threads=1), "faceboxes": lambda: FaceBoxesDetector(threads=1),
+         "yunet": lambda: YuNetDetector(YUNET_MODEL, threads=1)}
 
 
 def iou(a, b) -> float:
@@ -51,8 +60,13 @@ def test_retinaface_finds_the_photo_face(detector):
     assert np.all((d.keypoints >= d.box[:2]) & (d.keypoints <= d.box[2:]))
 
 
-def test_retinaface_no_face(detector):
-    assert detector.detect(no_face_bgr()) == []
+@pytest.fixture(scope="module", params=sorted(ALONE))
+def each_detector(request):
+    return ALONE[request.param]()
+
+
+def test_no_face_in_a_face_free_region(each_detector):
+    assert each_detector.detect(no_face_bgr()) == []
 
 
 def test_retinaface_boxes_scale_with_the_image(detector):
@@ -68,11 +82,11 @@ def test_tiny_images_are_padded_not_rejected(detector):
 
 
 @pytest.mark.parametrize("name", FRONTAL_AFLW)
-def test_calibrated_policy_lands_on_roi_box(detector, name):
-    """The fitted constants turn RetinaFace's box into 3DDFA's roi_box (IoU 0.77 or more)."""
+def test_calibrated_policy_lands_on_roi_box(each_detector, name):
+    """Each detector's fitted constants turn its box into 3DDFA's roi_box (IoU 0.77 or more)."""
     _, roi = aflw_truth(name)
     img = cv2.imread(str(aflw_path(name)))
-    boxes = [RETINAFACE_CROP_POLICY.crop_box(d.box) for d in detector.detect(img)]
+    boxes = [each_detector.crop_policy.crop_box(d.box) for d in each_detector.detect(img)]
     assert max(iou(b, roi) for b in boxes) > 0.77
 
 

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 from test_detector import iou
-from test_inference_data import FRONTAL_AFLW, PROFILE_AFLW, aflw_path, aflw_truth, no_face_bgr, photo_bgr
+from test_inference_data import PROFILE_AFLW, aflw_path, aflw_truth, photo_bgr
 
 from trans3dhead.inference import HeadAligner
 from trans3dhead.inference.detectors import (
@@ -17,7 +17,7 @@ from trans3dhead.inference.detectors import (
     RetinaFaceDetector,
     build_detector,
 )
-from trans3dhead.inference.detectors.faceboxes import FACEBOXES_CROP_POLICY, anchors_for
+from trans3dhead.inference.detectors.faceboxes import anchors_for
 from trans3dhead.inference.detectors.onnx_detector import input_blob
 
 # An AFLW2000-3D photo in which FaceBoxes finds no face at its threshold (36 of 2000 are such,
@@ -66,18 +66,6 @@ def test_finds_the_face_in_real_photos(alone):
         dets = alone.detect(cv2.imread(str(aflw_path(name))))
         assert dets and max(iou(d.box, gt) for d in dets) >= 0.3, name
     assert len(alone.detect(photo_bgr())) == 1
-
-
-def test_no_face_in_a_face_free_region(alone):
-    assert alone.detect(no_face_bgr()) == []
-
-
-@pytest.mark.parametrize("name", FRONTAL_AFLW)
-def test_calibrated_policy_lands_on_roi_box(alone, name):
-    """The fitted constants turn FaceBoxes' box into 3DDFA's roi_box (IoU 0.77 or more)."""
-    _, roi = aflw_truth(name)
-    boxes = [FACEBOXES_CROP_POLICY.crop_box(d.box) for d in alone.detect(cv2.imread(str(aflw_path(name))))]
-    assert max(iou(b, roi) for b in boxes) > 0.77
 
 
 def test_fallback_runs_retinaface_where_faceboxes_finds_nothing(alone):
