@@ -16,16 +16,72 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 
-from trans3dhead.inference.detectors import Detection, build_detector
+from trans3dhead.inference.detectors import Detection, FaceDetector, build_detector
+
+
+class LocalRefine(FaceDetector):
+    """A probe (2026-12-08), not a product detector: YuNet (with its fallback) proposes the faces;
+    RetinaFace then boxes each again on the region around it (twice the box's side, shrunk so the face
+    is about face_px px), and its box, with its crop policy, replaces YuNet's where it overlaps it
+    (IoU >= 0.3); elsewhere YuNet's box stays."""
+
+    name = "yunet+retinaface"
+
+    def __init__(self, proposer, face_px: int = 96):
+        from trans3dhead.inference.detectors import RetinaFaceDetector
+
+        self.proposer, self.face_px = proposer, face_px
+        self.refiner = RetinaFaceDetector(threads=1, score_threshold=0.5, max_side=4096)
+        self.crop_policy = proposer.crop_policy
+
+    def detect(self, image):
+        import cv2
+
+        out = []
+        for d in self.proposer.detect(image):
+            if d.source:  # found by the fallback: already RetinaFace's
+                out.append(d)
+                continue
+            side = (d.box[2] - d.box[0] + d.box[3] - d.box[1]) / 2
+            c = (d.box[:2] + d.box[2:]) / 2
+            x0, y0 = np.maximum(np.floor(c - side), 0).astype(int)
+            x1, y1 = np.minimum(np.ceil(c + side), image.shape[1::-1]).astype(int)
+            s = min(1.0, self.face_px / side)
+            w, h = max(1, round((x1 - x0) * s)), max(1, round((y1 - y0) * s))
+            region = cv2.resize(image[y0:y1, x0:x1], (w, h), interpolation=cv2.INTER_AREA)
+            scale = np.array([(x1 - x0) / w, (y1 - y0) / h] * 2)
+            boxes = [r.box * scale + [x0, y0, x0, y0] for r in self.refiner.detect(region)]
+            best = max(boxes, key=lambda b: _iou(b, d.box), default=None)
+            if best is not None and _iou(best, d.box) >= 0.3:
+                out.append(Detection(best, d.score, None, "retinaface"))
+            else:
+                out.append(d)
+        return out
+
+    def crop_box(self, detection):
+        if detection.source == "retinaface":
+            return self.refiner.crop_box(detection)
+        return self.proposer.crop_box(detection)
+
+
+def _iou(a, b) -> float:
+    lo, hi = np.maximum(a[:2], b[:2]), np.minimum(a[2:], b[2:])
+    inter = np.prod(np.clip(hi - lo, 0, None))
+    return float(inter / (np.prod(a[2:] - a[:2]) + np.prod(b[2:] - b[:2]) - inter))
 
 
 def build(spec: str, yunet_s_file: str | None):
-    """The named detector with its fallback (build_detector), YuNet's scale or model file changed."""
+    """The named detector with its fallback (build_detector), YuNet's scale or model file changed;
+    "yunet+rf[:FACE_PX]": the LocalRefine probe."""
     from choose_detector_settings import YUNET
 
+    if spec.startswith("yunet+rf"):
+        px = spec.partition(":")[2]
+        return LocalRefine(build_detector(YUNET, threads=1), int(px) if px else 96)
     name, _, scale = spec.partition("@")
     det = build_detector(YUNET if name in ("yunet", "yunet_s") else name, threads=1)
     if name == "yunet_s":  # a probe of the smaller model: the sha256 check bypassed
@@ -43,6 +99,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("specs", nargs="+")
     ap.add_argument("--limit", type=int)
+    ap.add_argument("--photos", help="also: each spec's detect CPU ms a photo over this folder's images")
     ap.add_argument("--yunet-s-file")
     args = ap.parse_args()
     canvases = [in_canvas(c) for c in val_crops()[:args.limit]]
@@ -66,14 +123,24 @@ def main() -> None:
             lm = aligner.align_crops(c, det.crop_box(d)[None], [d])[0].landmarks_3d[:, :2]
             errs.append(100 * np.linalg.norm(lm - r, axis=1).mean() / side)
         e = np.array(errs)
-        print(f"{spec}: found {len(e)} of {len(canvases)} ({fell_back} by the fallback); landmark change mean {e.mean():.3f} %, median "
+        print(f"{spec}: found {len(e)} of {len(canvases)} ({fell_back} boxed by another detector); landmark change mean {e.mean():.3f} %, median "
               f"{np.median(e):.3f} %, 90th pct {np.percentile(e, 90):.3f} %; detect {1000 * cpu / len(canvases):.2f} CPU ms a canvas",
               flush=True)
+        if args.photos:
+            import cv2
+
+            from trans3dhead.inference.images import IMAGE_SUFFIXES
+
+            photos = [cv2.imread(str(p)) for p in sorted(Path(args.photos).iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
+            det.detect(photos[0])
+            t0 = time.process_time()
+            n = sum(len(det.detect(p)) for p in photos)
+            print(f"  {args.photos}: {1000 * (time.process_time() - t0) / len(photos):.2f} CPU ms a photo, {n} faces "
+                  f"in {len(photos)} photos", flush=True)
 
 
 if __name__ == "__main__":
     import sys
-    from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     main()
