@@ -38,7 +38,7 @@ def test_the_weights_file_is_checked(tmp_path):
     other = tmp_path / "other.onnx"
     other.write_bytes(MODEL.read_bytes()[:-1] + b"x")
     with pytest.raises(Trans3DHeadError, match="sha256 differs"):
-        YuNetDetector(other).detect(photo_bgr())
+        YuNetDetector(other)
     for bad in ("yunet", "yunet:", "mtcnn"):
         with pytest.raises(Trans3DHeadError, match="yunet:PATH"):
             detector_spec(bad)

@@ -31,7 +31,6 @@ import cv2
 import numpy as np
 
 from trans3dhead.errors import Trans3DHeadError
-
 from trans3dhead.inference.detectors.base import CropPolicy, Detection
 from trans3dhead.inference.detectors.onnx_detector import AnchorCache, OnnxDetector, rescale_detection
 
@@ -46,7 +45,8 @@ DETECT_SIZE = 800
 # Large faces: where the image is at least LARGE_PASS_FROM px on its longer side, it is also searched
 # at LARGE_PASS_SIDE (a sixth of the pixels of an 800 pass), and faces found there are merged by NMS
 # with those of the main pass (on every 10th frame of the shared 4K clip, where the head fills most of
-# the frame: 65 of 102 frames found at 960, 92 with a retry at 640, 102 at 320).
+# the frame, at the first settings tried (threshold 0.75): 65 of 102 frames found at 960, 92 with a
+# retry at 640, 102 at 320).
 LARGE_PASS_SIDE = 320
 LARGE_PASS_FROM = 640
 DETECT_SCALE = 0.75
@@ -113,6 +113,7 @@ class YuNetDetector(OnnxDetector):
     nms_threshold_default = 0.3
     detect_size_default = DETECT_SIZE
     crop_policy = YUNET_CROP_POLICY
+    detect_scale: float = DETECT_SCALE
 
     def __init__(self, model_path, **options):
         super().__init__(**options)
@@ -120,15 +121,13 @@ class YuNetDetector(OnnxDetector):
         if not self.model_path.is_file():
             raise Trans3DHeadError(f"{self.model_path}: no such file (YuNet's weights: onnx/yunet_n_dynamic.onnx "
                                    "of ShiqiYu/libfacedetection.train)")
-
-    def _model(self):
-        data = self.model_path.read_bytes()
-        if hashlib.sha256(data).hexdigest() != YUNET_SHA256:
+        self._bytes = self.model_path.read_bytes()
+        if hashlib.sha256(self._bytes).hexdigest() != YUNET_SHA256:
             raise Trans3DHeadError(f"{self.model_path}: not onnx/yunet_n_dynamic.onnx of ShiqiYu/libfacedetection.train "
                                    "(sha256 differs), the file this detector's constants were fitted for")
-        return data
 
-    detect_scale: float = DETECT_SCALE
+    def _model(self):
+        return self._bytes
 
     def detect(self, image_bgr: np.ndarray) -> list[Detection]:
         long_side = max(image_bgr.shape[:2])
