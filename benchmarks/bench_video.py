@@ -499,8 +499,8 @@ def main(argv=None) -> int:
           f"(b) {ratio('b/t3dh/10', 'b/mp')}; over MediaPipe fed the tiles: {ratio('b/t3dh/10', 'b/mp/tiles')}.",
           "", "Tracking (detect_every=10) against detection on every frame, on the same frames; faces matched per "
           "frame by the IoU of their landmark boxes >= 0.3. With detect_every=1 the tracker runs the detector on "
-          "every frame but keeps taking a tracked face's crop from its last landmarks (the detector confirms "
-          "tracks, starts new ones and ends lost ones); `aligner.align(frame)` takes every crop from the detector.", "",
+          "every frame and crops every face it finds from the detector's box, as `aligner.align(frame)` does (only "
+          "a tracked face the detector misses goes on from its landmark crop), adding track ids.", "",
           "| clip | reference | face-frames, reference | face-frames, tracking | reference's faces that tracking "
           "also finds | found by tracking only | median landmark gap, matched faces (% of crop side) |",
           "|---|---|---|---|---|---|---|"]
