@@ -7,7 +7,8 @@ sha256 and writes it as a PNG into a folder (``python scripts/fetch_animal_image
 
 Split (rule written before any fit with them): the animals sorted by name, even positions to the
 fit, odd positions held out for the report, as split_non_faces does for the other images. Groot,
-a film's tree-humanoid with a human-like face, is neither class: reported, never fitted.
+a film's tree-humanoid with a human-like face, is neither class: reported, never fitted. The two
+dogs (HELD_OUT_DOG_SOURCES) are fetched too but are in no stage: a check on animals never seen.
 """
 from __future__ import annotations
 
@@ -45,6 +46,14 @@ FACE_LIKE_SOURCES = {
     "groot": ("gradio==6.31.0", "gradio/media_assets/images/groot.jpeg",
               "fff4d05d30088da0f073ae4ab21d22d11cbd56cfab711f3c359faabbf8577076"),
 }
+# report only, never fitted (found 2026-12-08, after the face-score stages shipped): two dogs, the
+# ImageNet sample photos foolbox ships (class 243, a bull mastiff facing the camera; 251, a dalmatian)
+HELD_OUT_DOG_SOURCES = {
+    "dog_mastiff": ("foolbox==3.3.4", "foolbox/data/imagenet_00_243.jpg",
+                    "28b7b933c8028c6e20bf74a86a709eda42ce99f14c8742cb657cb386f08a4c9d"),
+    "dog_dalmatian": ("foolbox==3.3.4", "foolbox/data/imagenet_16_251.jpg",
+                      "ce3440a3b7beb6ca3009817504c44d39fa789e7c2f70a2eef7e2f9cc9a87b129"),
+}
 SKIMAGE_ANIMALS = ("chelsea",)  # scikit-image's cat, read from the installed package
 DEFAULT_ANIMAL_DIR = "cache/animal_images"
 
@@ -63,7 +72,7 @@ def fetch_animal_images(dest: str | Path, log=print) -> list[Path]:
     """Download the pinned wheels, check each photo's sha256 and write it as DEST/NAME.png."""
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    sources = {**ANIMAL_SOURCES, **FACE_LIKE_SOURCES}
+    sources = {**ANIMAL_SOURCES, **FACE_LIKE_SOURCES, **HELD_OUT_DOG_SOURCES}
     written = []
     with tempfile.TemporaryDirectory() as tmp:
         for requirement in sorted({req for req, _, _ in sources.values()}):
