@@ -10,6 +10,7 @@ shared real data, one thread:
     python scripts/measure_detector.py retry --detector faceboxes   # clip frames FaceBoxes finds (+ its fallback)
     python scripts/measure_detector.py int8      # RetinaFace's ONNX statically quantised to int8 vs float, ms
     python scripts/measure_detector.py faceboxes # FaceBoxes vs RetinaFace ms a photo, the input blob, cached detections
+    python scripts/measure_detector.py imread    # JPEG decode: full size vs libjpeg's reduced decodes, by photo size
 """
 from __future__ import annotations
 
@@ -276,9 +277,27 @@ def faceboxes_checks(det):
         print(f"first 200 photos at 0.3: {len(rows)} boxes, {len(ref)} in the cache, identical: {same}")
 
 
+def reduced_decode(det, folder: str = "cache/photos"):
+    """JPEG decode at full size against libjpeg's reduced decodes (IMREAD_REDUCED_COLOR_2 / _4), wall
+    ms a photo (median of 10, one thread) for the folder's photos by size: what decoding large photos at a
+    fraction of their size could save (the photo speed issue's decode lever)."""
+    from collections import defaultdict
+
+    flags = {"full": cv2.IMREAD_COLOR, "reduced 2": cv2.IMREAD_REDUCED_COLOR_2, "reduced 4": cv2.IMREAD_REDUCED_COLOR_4}
+    by_size = defaultdict(list)
+    for p in sorted(Path(folder).glob("*.jpg")):
+        by_size[cv2.imread(str(p)).shape[:2]].append(p)
+    for size, paths in sorted(by_size.items()):
+        row = []
+        for name, flag in flags.items():
+            ms = [median_ms(lambda: cv2.imread(str(p), flag), 10) for p in paths[:5]]
+            row.append(f"{name} {np.median(ms):.1f}")
+        print(f"{size[1]}x{size[0]} ({len(paths)} photos): ms " + ", ".join(row))
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("what", choices=["profile", "decode", "shrink", "retry", "sizes", "int8", "faceboxes"])
+    parser.add_argument("what", choices=["profile", "decode", "shrink", "retry", "sizes", "int8", "faceboxes", "imread"])
     parser.add_argument("--detector", choices=["retinaface", "faceboxes"], default="retinaface",
                         help="sizes and retry only (FaceBoxes: its score threshold 0.5, fallback RetinaFace)")
     args = parser.parse_args()
@@ -290,7 +309,7 @@ def main():
         return
     det = rf.RetinaFaceDetector(threads=1)
     {"profile": profile, "decode": decode_equality, "shrink": shrink, "retry": retry, "sizes": sizes,
-     "int8": int8, "faceboxes": faceboxes_checks}[args.what](det)
+     "int8": int8, "faceboxes": faceboxes_checks, "imread": reduced_decode}[args.what](det)
 
 
 if __name__ == "__main__":
