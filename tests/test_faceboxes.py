@@ -93,3 +93,16 @@ def test_input_blob_equals_opencvs():
     img = photo_bgr()
     np.testing.assert_array_equal(input_blob(img, (104.0, 117.0, 123.0)),
                                   cv2.dnn.blobFromImages([img], 1.0, None, (104.0, 117.0, 123.0), False, False))
+
+
+def test_all_detectors_tags_and_crops_each_box_by_its_finder():
+    """The face-score stage's AllDetectors: every box of each detector, tagged with its name and
+    cropped by that detector's own policy."""
+    from trans3dhead.inference.detectors.base import AllDetectors
+
+    rf, fb = RetinaFaceDetector(threads=1), FaceBoxesDetector(threads=1)
+    both = AllDetectors([rf, fb])
+    dets = both.detect(photo_bgr())
+    assert both.name == "retinaface+faceboxes" and [d.source for d in dets] == ["retinaface", "faceboxes"]
+    np.testing.assert_array_equal(both.crop_box(dets[0]), rf.crop_box(rf.detect(photo_bgr())[0]))
+    np.testing.assert_array_equal(both.crop_box(dets[1]), fb.crop_box(fb.detect(photo_bgr())[0]))

@@ -10,6 +10,7 @@ def cmd_train_face_score(args) -> int:
 
     def fit(cfg, payload):
         from trans3dhead.inference.detectors import build_detector
+        from trans3dhead.inference.detectors.base import AllDetectors
 
         f = cfg.face_score
         # each detector alone (no fallback): every detector's own boxes
@@ -18,23 +19,6 @@ def cmd_train_face_score(args) -> int:
         return fit_face_score(cfg, payload, detector=detectors[0] if len(detectors) == 1 else AllDetectors(detectors))
 
     return run_head_stage(args, fit, format_face_score_report, "face-score")
-
-
-class AllDetectors:
-    """Every box of each of several detectors, each cropped by the policy of the detector that found it."""
-
-    def __init__(self, detectors: list):
-        self.detectors = {d.name: d for d in detectors}
-        self.name = "+".join(self.detectors)
-
-    def detect(self, image_bgr):
-        from trans3dhead.inference.detectors import Detection
-
-        return [Detection(d.box, d.score, d.keypoints, name)
-                for name, det in self.detectors.items() for d in det.detect(image_bgr)]
-
-    def crop_box(self, detection):
-        return self.detectors[detection.source].crop_box(detection)
 
 
 def register(sub) -> None:

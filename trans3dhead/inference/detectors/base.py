@@ -76,15 +76,28 @@ class FaceDetector(ABC):
         return self.crop_policy.crop_box(detection.box)
 
 
-class FallbackDetector(FaceDetector):
+class _BySource(FaceDetector):
+    """A detector made of others: each Detection.source names the detector that found it, whose
+    crop policy crops it (an unnamed source: the first detector's)."""
+
+    def __init__(self, detectors: list[FaceDetector], sources: list[str]):
+        self._by_source = dict(zip(sources, detectors))
+        self._first = detectors[0]
+        self.crop_policy = detectors[0].crop_policy
+
+    def crop_box(self, detection: Detection) -> np.ndarray:
+        return self._by_source.get(detection.source, self._first).crop_box(detection)
+
+
+class FallbackDetector(_BySource):
     """A detector that runs a second one where it finds no face at all: the primary's detections,
     or else the fallback's, each cropped by the policy of the detector that found it
     (Detection.source names the fallback). score_threshold and max_side are the primary's."""
 
     def __init__(self, primary: FaceDetector, fallback: FaceDetector):
+        super().__init__([primary, fallback], ["", fallback.name])
         self.primary, self.fallback = primary, fallback
         self.name = primary.name
-        self.crop_policy = primary.crop_policy
 
     score_threshold = property(lambda self: self.primary.score_threshold)
     max_side = property(lambda self: self.primary.max_side)
@@ -95,7 +108,15 @@ class FallbackDetector(FaceDetector):
             return dets
         return [Detection(d.box, d.score, d.keypoints, self.fallback.name) for d in self.fallback.detect(image_bgr)]
 
-    def crop_box(self, detection: Detection) -> np.ndarray:
-        if detection.source == self.fallback.name:
-            return self.fallback.crop_box(detection)
-        return self.primary.crop_box(detection)
+
+class AllDetectors(_BySource):
+    """Every box of each of several detectors, each tagged with (Detection.source) and cropped by the
+    policy of the detector that found it (the face-score stage's animal boxes)."""
+
+    def __init__(self, detectors: list[FaceDetector]):
+        super().__init__(detectors, [d.name for d in detectors])
+        self.detectors = detectors
+        self.name = "+".join(d.name for d in detectors)
+
+    def detect(self, image_bgr: np.ndarray) -> list[Detection]:
+        return [Detection(d.box, d.score, d.keypoints, det.name) for det in self.detectors for d in det.detect(image_bgr)]

@@ -16,11 +16,10 @@ RetinaFace as its fallback where it still finds no face (base.FallbackDetector).
 """
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 from trans3dhead.inference.detectors.base import CropPolicy, Detection
-from trans3dhead.inference.detectors.onnx_detector import AnchorCache, OnnxDetector, batch_blob
+from trans3dhead.inference.detectors.onnx_detector import AnchorCache, OnnxDetector, batch_blob, nms
 
 # Per stride: (anchor side in pixels, offsets of the anchor centres within a cell along each axis),
 # in the order the network's outputs list them; the densified small anchors start at the cell's
@@ -76,10 +75,8 @@ def decode(loc: np.ndarray, score: np.ndarray, height: int, width: int, score_th
     wh = a[:, 2:] * np.exp(b[:, 2:] * SIZE_VARIANCE)
     xy = a[:, :2] + a[:, 2:] * b[:, :2] * CENTRE_VARIANCE - wh / 2
     xywh = np.concatenate([xy, wh], 1)
-    order = np.argsort(-s, kind="stable")
-    chosen = cv2.dnn.NMSBoxes(xywh[order].tolist(), s[order].tolist(), score_threshold, nms_threshold)
     out = [Detection(box=np.array([x, y, x + w, y + h]), score=float(s[i]))
-           for i in order[np.asarray(chosen, np.int64).ravel()] for x, y, w, h in [xywh[i]]]
+           for i in nms(xywh, s, score_threshold, nms_threshold) for x, y, w, h in [xywh[i]]]
     return sorted(out, key=lambda d: -d.score)
 
 

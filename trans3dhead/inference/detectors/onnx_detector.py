@@ -1,7 +1,8 @@
-"""What the two ONNX detectors (RetinaFace, FaceBoxes) share: an onnxruntime session with our
+"""What the ONNX detectors (RetinaFace, FaceBoxes, YuNet) share: an onnxruntime session with our
 thread count, the image shrunk to max_side (and padded where tiny) for detection only, a retry at
-RETRY_SIZE for a face that fills a big photo, anchors kept per input size, and the input blob.
-Boxes come back in the full image's pixel frame."""
+RETRY_SIZE for a face that fills a big photo (YuNet searches a second size instead), anchors (or
+output cells) kept per input size, the input blob and the NMS. Boxes come back in the full image's
+pixel frame."""
 from __future__ import annotations
 
 from abc import abstractmethod
@@ -102,6 +103,16 @@ class OnnxDetector(FaceDetector):
         img, factor = self._prepare(image_bgr, max_side)
         dets = self._run(img[None])[0]
         return dets if factor == 1.0 else [rescale_detection(d, 1.0 / factor) for d in dets]
+
+
+def nms(xywh, scores, score_threshold: float, nms_threshold: float) -> np.ndarray:
+    """Indices of the boxes (x, y, width, height) that OpenCV's NMS keeps, best score first (ties in
+    their given order)."""
+    scores = np.asarray(scores, np.float64)
+    order = np.argsort(-scores, kind="stable")
+    chosen = cv2.dnn.NMSBoxes(np.asarray(xywh, np.float64)[order].tolist(), scores[order].tolist(),
+                              score_threshold, nms_threshold)
+    return order[np.asarray(chosen, np.int64).ravel()]
 
 
 def shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:

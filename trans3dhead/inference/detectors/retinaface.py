@@ -12,7 +12,6 @@ larger than max_side are shrunk for detection only; crops are still taken from t
 """
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 from trans3dhead.inference.detectors.base import CropPolicy, Detection
@@ -21,6 +20,7 @@ from trans3dhead.inference.detectors.onnx_detector import (  # noqa: F401  (shri
     AnchorCache,
     OnnxDetector,
     batch_blob,
+    nms,
     shrink,
 )
 
@@ -62,11 +62,8 @@ def decode(boxes: np.ndarray, scores: np.ndarray, points: np.ndarray, height: in
     xy = a[:, :2] + a[:, 2:] * b[:, :2] * CENTRE_VARIANCE - wh / 2
     pts = a[:, None, :2] + a[:, None, 2:] * p * CENTRE_VARIANCE
     xywh = np.concatenate([xy, wh], 1)
-    order = np.argsort(-s, kind="stable")
-    chosen = cv2.dnn.NMSBoxes(xywh[order].tolist(), s[order].tolist(), score_threshold, nms_threshold)
     out = []
-    for k in np.asarray(chosen, np.int64).ravel():
-        i = order[k]
+    for i in nms(xywh, s, score_threshold, nms_threshold):
         x, y, w, h = np.trunc(xywh[i])
         if w > 0 and h > 0:
             out.append(Detection(box=np.array([x, y, x + w, y + h]), score=float(s[i]),

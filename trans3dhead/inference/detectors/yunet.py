@@ -20,7 +20,7 @@ bottom to a multiple of 32. Per stride s, cell (row r, column c) predicts (its r
 yunet_head.py): box centre ((c + dx) s, (r + dy) s), size (exp(dw) s, exp(dh) s), keypoints
 ((c + kx) s, (r + ky) s); the score is sqrt(class x objectness) (both already through a sigmoid in
 the ONNX graph), as OpenCV's FaceDetectorYN reports it. We keep the cells above the threshold and
-run OpenCV's NMS.
+run OpenCV's NMS (onnx_detector.nms).
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ import numpy as np
 
 from trans3dhead.errors import Trans3DHeadError
 from trans3dhead.inference.detectors.base import CropPolicy, Detection
-from trans3dhead.inference.detectors.onnx_detector import AnchorCache, OnnxDetector, rescale_detection
+from trans3dhead.inference.detectors.onnx_detector import AnchorCache, OnnxDetector, nms, rescale_detection
 
 STRIDES = (8, 16, 32)
 YUNET_SHA256 = "104ee26c71d5c270ce79a6b3dced91c91013260d29a6bf18f9296c5b8c4c2b12"
@@ -96,10 +96,8 @@ def decode(outputs: dict[str, np.ndarray], height: int, width: int, score_thresh
     wh = np.exp(bbox[:, 2:]) * stride
     points = (cell[:, None, :2] + kps) * stride[:, None]
     xywh = np.concatenate([centre - wh / 2, wh], 1)
-    order = np.argsort(-s, kind="stable")
-    chosen = cv2.dnn.NMSBoxes(xywh[order].tolist(), s[order].tolist(), score_threshold, nms_threshold)
     out = [Detection(box=np.array([x, y, x + w, y + h]), score=float(s[i]), keypoints=points[i])
-           for i in order[np.asarray(chosen, np.int64).ravel()] for x, y, w, h in [xywh[i]]]
+           for i in nms(xywh, s, score_threshold, nms_threshold) for x, y, w, h in [xywh[i]]]
     return sorted(out, key=lambda d: -d.score)
 
 
@@ -138,8 +136,7 @@ class YuNetDetector(OnnxDetector):
             small, f = self._prepare(img, LARGE_PASS_SIDE)  # from the shrunk image: a few ms, not tens
             dets = dets + [rescale_detection(d, 1.0 / f) for d in self._run(small[None])[0]]
             xywh = [[d.box[0], d.box[1], d.box[2] - d.box[0], d.box[3] - d.box[1]] for d in dets]
-            chosen = cv2.dnn.NMSBoxes(xywh, [d.score for d in dets], self.score_threshold, self.nms_threshold)
-            dets = sorted((dets[i] for i in np.asarray(chosen, np.int64).ravel()), key=lambda d: -d.score)
+            dets = [dets[i] for i in nms(xywh, [d.score for d in dets], self.score_threshold, self.nms_threshold)]
         return dets if factor == 1.0 else [rescale_detection(d, 1.0 / factor) for d in dets]
 
     def _run(self, batch: np.ndarray) -> list[list[Detection]]:
