@@ -57,12 +57,12 @@ def non_face_images() -> dict[str, np.ndarray]:
 
 
 def val_crops() -> list[np.ndarray]:
-    import csv
+    """The validation split's crops by name, without the near-duplicates of AFLW2000-3D photos."""
+    from trans3dhead.data.aflw_crops import read_exclusion_list, read_split
 
-    names = [ln.strip() for ln in open(REPO / "configs/splits/aflw_crops_val.txt") if ln.strip() and not ln.startswith("#")]
-    with open(DATA / "aflw_crops/excluded_near_duplicates_of_aflw2000_3d.csv") as f:
-        excluded = {row["crop_name"] for row in csv.DictReader(f)}
-    return [cv2.imread(str(DATA / "aflw_crops/images" / f"{n}.jpg")) for n in names if n not in excluded]
+    excluded, _ = read_exclusion_list(DATA / "aflw_crops/excluded_near_duplicates_of_aflw2000_3d.csv")
+    names = sorted(read_split(REPO / "configs/splits/aflw_crops_val.txt") - excluded)
+    return [cv2.imread(str(DATA / "aflw_crops/images" / f"{n}.jpg")) for n in names]
 
 
 def scores_on(det, images) -> list[np.ndarray]:

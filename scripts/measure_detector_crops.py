@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from trans3dhead.inference.detectors import Detection, FaceDetector, build_detector
+from trans3dhead.inference.tracking import _iou  # the IoU of two (x0, y0, x1, y1) boxes
 
 
 class LocalRefine(FaceDetector):
@@ -66,12 +67,6 @@ class LocalRefine(FaceDetector):
         if detection.source == "retinaface":
             return self.refiner.crop_box(detection)
         return self.proposer.crop_box(detection)
-
-
-def _iou(a, b) -> float:
-    lo, hi = np.maximum(a[:2], b[:2]), np.minimum(a[2:], b[2:])
-    inter = np.prod(np.clip(hi - lo, 0, None))
-    return float(inter / (np.prod(a[2:] - a[:2]) + np.prod(b[2:] - b[:2]) - inter))
 
 
 def build(spec: str, yunet_s_file: str | None):
