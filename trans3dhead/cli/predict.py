@@ -342,7 +342,9 @@ def cmd_predict(args) -> int:
 
 
 def register(subparsers) -> None:
-    from trans3dhead.inference.detectors import DEFAULT_DETECTOR, DETECTORS, detector_arg
+    from trans3dhead.inference.detectors import DEFAULT_DETECTOR, DETECTORS, YuNetDetector, detector_arg
+
+    named = {**DETECTORS, "yunet:PATH": YuNetDetector}
     from trans3dhead.inference.quality import DEFAULT_MIN_QUALITY, RECOMMENDED_MIN_QUALITY
     from trans3dhead.inference.render import DEFAULT_STYLES
 
@@ -372,15 +374,16 @@ def register(subparsers) -> None:
                    help="test-time flip: average each face's landmarks with those of its mirrored crop "
                         "(twice the network's work; pose and mesh unchanged)")
     p.add_argument("--detector", type=detector_arg, metavar="{%s,yunet:PATH}" % ",".join(sorted(DETECTORS)), default=DEFAULT_DETECTOR,
-                   help=f"face detector (default {DEFAULT_DETECTOR}); each runs the other where it finds no face. "
-                        "faceboxes: about twice as fast on portrait-sized photos, but misses faces under ~50 px "
-                        "of its input that retinaface finds (docs/predict.md#speed)")
+                   help=f"face detector (default {DEFAULT_DETECTOR}); each runs the other where it finds no face "
+                        "(yunet: retinaface). faceboxes: about twice as fast on portrait-sized photos, but misses "
+                        "faces under ~50 px of its input that retinaface finds; yunet:PATH: YuNet with its weights "
+                        "file (not in the package), the fastest (docs/predict.md#speed)")
     p.add_argument("--score-threshold", type=unit_interval, default=None,
                    help="detector score threshold in [0, 1] (default: the detector's own, "
-                        + ", ".join(f"{k} {v.score_threshold_default}" for k, v in sorted(DETECTORS.items())) + ")")
+                        + ", ".join(f"{k} {v.score_threshold_default}" for k, v in sorted(named.items())) + ")")
     p.add_argument("--detect-size", type=positive_int, default=None, metavar="PX",
                    help="longer side images are shrunk to for detection only (default: the detector's own, "
-                        + ", ".join(f"{k} {v.detect_size_default}" for k, v in sorted(DETECTORS.items()))
+                        + ", ".join(f"{k} {v.detect_size_default}" for k, v in sorted(named.items()))
                         + "; larger finds smaller faces in big photos and costs more; landmarks always use the "
                           "full image; docs/predict.md#speed)")
     p.add_argument("--min-quality", type=unit_interval, default=DEFAULT_MIN_QUALITY, metavar="Q",
