@@ -11,6 +11,7 @@ shared real data, one thread:
     python scripts/measure_detector.py int8      # RetinaFace's ONNX statically quantised to int8 vs float, ms
     python scripts/measure_detector.py faceboxes # FaceBoxes vs RetinaFace ms a photo, the input blob, cached detections
     python scripts/measure_detector.py imread    # JPEG decode: full size vs libjpeg's reduced decodes, by photo size
+    python scripts/measure_detector.py raw [--yunet-s FILE]   # each detector's network alone, 450 and 1280 px
 """
 from __future__ import annotations
 
@@ -277,6 +278,40 @@ def faceboxes_checks(det):
         print(f"first 200 photos at 0.3: {len(rows)} boxes, {len(ref)} in the cache, identical: {same}")
 
 
+def raw_networks(det, yunet_s: str | None = None):
+    """onnxruntime time of each detector's network alone (median ms, one thread, 5 interleaved rounds)
+    on a 450x450 AFLW2000-3D photo and a clip frame shrunk to 1280 px, each fed its own input blob:
+    RetinaFace, FaceBoxes, YuNet (the repository's copy in tests/data) and, given, YuNet's smaller
+    model (onnx/yunet_s_dynamic.onnx of libfacedetection.train)."""
+    import onnxruntime as ort
+    from retinaface.weights import WEIGHTS
+
+    from trans3dhead.inference.detectors import faceboxes as fb
+    from trans3dhead.inference.detectors import yunet as yn
+    from trans3dhead.weights import named_asset
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads, opts.inter_op_num_threads = 1, 1
+    models = {"retinaface": (WEIGHTS, lambda im: od.input_blob(im, rf.PIXEL_MEAN_BGR)),
+              "faceboxes": (str(named_asset(fb.ONNX_FILE, "faceboxes")), lambda im: od.input_blob(im, fb.PIXEL_MEAN_BGR)),
+              "yunet_n": (str(Path(__file__).resolve().parents[1] / "tests/data/yunet_n_dynamic.onnx"), yn.padded_blob)}
+    if yunet_s:
+        models["yunet_s"] = (yunet_s, yn.padded_blob)
+    sessions = {n: ort.InferenceSession(m, opts, providers=["CPUExecutionProvider"]) for n, (m, _) in models.items()}
+    photo = cv2.imread(str(DATA / "aflw2000_3d" / "images" / "image00002.jpg"))
+    frame = clip_frames(only=(0,))[0]
+    frame = od.shrink(frame, (1280, round(1280 * frame.shape[0] / frame.shape[1])))
+    for label, image in (("450x450 photo", photo), ("1280-px frame", frame)):
+        times = {n: [] for n in models}
+        inputs = {n: blob(image) for n, (_, blob) in models.items()}
+        for _ in range(5):
+            for n, sess in sessions.items():
+                feed = {sess.get_inputs()[0].name: inputs[n]}
+                times[n].append(median_ms(lambda: sess.run(None, feed), 5))
+        print(f"{label}: " + ", ".join(f"{n} {np.median(t):.1f} ms (input {tuple(inputs[n].shape[2:])})"
+                                       for n, t in times.items()))
+
+
 def reduced_decode(det, folder: str = "cache/photos"):
     """JPEG decode at full size against libjpeg's reduced decodes (IMREAD_REDUCED_COLOR_2 / _4), wall
     ms a photo (median of 10, one thread) for the folder's photos by size: what decoding large photos at a
@@ -297,9 +332,10 @@ def reduced_decode(det, folder: str = "cache/photos"):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("what", choices=["profile", "decode", "shrink", "retry", "sizes", "int8", "faceboxes", "imread"])
+    parser.add_argument("what", choices=["profile", "decode", "shrink", "retry", "sizes", "int8", "faceboxes", "imread", "raw"])
     parser.add_argument("--detector", choices=["retinaface", "faceboxes"], default="retinaface",
                         help="sizes and retry only (FaceBoxes: its score threshold 0.5, fallback RetinaFace)")
+    parser.add_argument("--yunet-s", help="raw only: onnx/yunet_s_dynamic.onnx of libfacedetection.train, timed too")
     args = parser.parse_args()
     if args.detector == "faceboxes":
         from trans3dhead.inference.detectors import build_detector
@@ -309,7 +345,8 @@ def main():
         return
     det = rf.RetinaFaceDetector(threads=1)
     {"profile": profile, "decode": decode_equality, "shrink": shrink, "retry": retry, "sizes": sizes,
-     "int8": int8, "faceboxes": faceboxes_checks, "imread": reduced_decode}[args.what](det)
+     "int8": int8, "faceboxes": faceboxes_checks, "imread": reduced_decode,
+     "raw": lambda d: raw_networks(d, args.yunet_s)}[args.what](det)
 
 
 if __name__ == "__main__":
