@@ -8,6 +8,7 @@ shared real data, one thread:
     python scripts/measure_detector.py sizes     # faces found in 1920x1080 composites per detection side
     python scripts/measure_detector.py sizes --detector faceboxes   # the same for FaceBoxes (no fallback)
     python scripts/measure_detector.py retry --detector faceboxes   # clip frames FaceBoxes finds (+ its fallback)
+    python scripts/measure_detector.py retry --detector yunet:tests/data/yunet_n_dynamic.onnx   # YuNet, its 320-px pass
     python scripts/measure_detector.py int8      # RetinaFace's ONNX statically quantised to int8 vs float, ms
     python scripts/measure_detector.py faceboxes # FaceBoxes vs RetinaFace ms a photo, the input blob, cached detections
     python scripts/measure_detector.py imread    # JPEG decode: full size vs libjpeg's reduced decodes, by photo size
@@ -23,6 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from trans3dhead.inference.detectors import detector_arg
 from trans3dhead.inference.detectors import onnx_detector as od
 from trans3dhead.inference.detectors import retinaface as rf
 
@@ -156,14 +158,31 @@ def shrink(det):
 
 
 def retry(det):
+    """Every 10th frame of the 4K clip: frames where the detector (with its fallback) finds a face;
+    for FaceBoxes and YuNet also what each finds alone (YuNet: at its main size only, and with its
+    320-px pass for large faces)."""
     frames = clip_frames(10)
     dets = [det.detect(f) for f in frames]
     if det.name == "faceboxes":
         alone = [det.primary._detect_at(f, det.max_side) for f in frames]
         print(f"FaceBoxes alone at {det.max_side}: found in {sum(bool(d) for d in alone)} of {len(frames)} frames")
+    if det.name == "yunet":
+        y = det.primary
+        main = [y._detect_at(f, min(y.max_side, round(max(f.shape[:2]) * y.detect_scale))) for f in frames]
+        both = [y.detect(f) for f in frames]
+        print(f"YuNet alone at {y.max_side}: found in {sum(bool(d) for d in main)} of {len(frames)} frames; with its "
+              f"{yunet_module().LARGE_PASS_SIDE}-px pass {sum(bool(d) for d in both)} (frames with more than one box: "
+              f"{sum(len(d) > 1 for d in both)})")
+        return
     then = ", then RetinaFace" if det.name == "faceboxes" else ""
     print(f"{det.name} at {det.max_side} + retry at {rf.RETRY_SIZE}{then}: found in {sum(bool(d) for d in dets)} of {len(frames)} "
           f"frames; missed frames {[10 * k for k, d in enumerate(dets) if not d]}")
+
+
+def yunet_module():
+    from trans3dhead.inference.detectors import yunet
+
+    return yunet
 
 
 def sizes(det, sides=(1280, 960, 640)):
@@ -333,14 +352,14 @@ def reduced_decode(det, folder: str = "cache/photos"):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("what", choices=["profile", "decode", "shrink", "retry", "sizes", "int8", "faceboxes", "imread", "raw"])
-    parser.add_argument("--detector", choices=["retinaface", "faceboxes"], default="retinaface",
-                        help="sizes and retry only (FaceBoxes: its score threshold 0.5, fallback RetinaFace)")
+    parser.add_argument("--detector", type=detector_arg, default="retinaface",
+                        help="sizes and retry only (faceboxes or yunet:PATH, with their defaults and fallback)")
     parser.add_argument("--yunet-s", help="raw only: onnx/yunet_s_dynamic.onnx of libfacedetection.train, timed too")
     args = parser.parse_args()
-    if args.detector == "faceboxes":
+    if args.detector != "retinaface":
         from trans3dhead.inference.detectors import build_detector
 
-        det = build_detector("faceboxes", threads=1)
+        det = build_detector(args.detector, threads=1)
         {"sizes": lambda d: sizes(d, (1920, 1280, 960, 640)), "retry": retry}[args.what](det)
         return
     det = rf.RetinaFaceDetector(threads=1)

@@ -76,7 +76,7 @@ def test_finds_the_face_in_real_photos(alone):
 
 def test_large_faces_of_the_4k_clip(alone):
     """Every 30th frame of the 4K clip: the head fills much of the frame, beyond YuNet's scales at
-    960 px; the second pass at LARGE_PASS_SIDE finds it in every one (one box each)."""
+    its 800-px side; the second pass at LARGE_PASS_SIDE finds it in every one (one box each)."""
     frames = _clip_frames(30, 1017)
     found = [alone.detect(f) for f in frames]
     assert all(len(d) == 1 for d in found), [len(d) for d in found]
